@@ -1,0 +1,3 @@
+module github.com/ssebridge/ssebridge
+
+go 1.26
