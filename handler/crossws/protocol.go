@@ -1,0 +1,256 @@
+// Package crossws implements the crossws-compatible SSE protocol, the native
+// protocol of ssebridge: one URL where GET (Accept: text/event-stream) opens
+// a stream and POST with an x-crossws-id header sends messages. It works with
+// the WebSocketSSE client of the npm package crossws (both upload modes) and
+// with a plain browser EventSource plus fetch.
+//
+// Beyond crossws's own server it writes correct multi-line data, gives every
+// event an id so that a reconnecting EventSource resumes the same peer with
+// what it missed, sends heartbeats, and sends a "close" event before a
+// server-side close.
+//
+// Wire summary:
+//
+//	GET  Accept: text/event-stream [Last-Event-ID: <peer>.<seq>]
+//	  ← 200 text/event-stream, x-crossws-id: <peer>
+//	    id: <peer>.<seq>\nevent: crossws-id\ndata: <peer>\n\n
+//	    id: <peer>.<n>\nevent: message\ndata: <line>\ndata: <line>\n\n …
+//	    : ping\n\n                                   (idle heartbeat)
+//	    id: <peer>.closed\nevent: close\ndata: {"code":…,"reason":…}\n\n
+//	GET  Last-Event-ID: <peer>.closed      ← 204 (the client stops)
+//	POST x-crossws-id: <peer>, body = one message        ← 200
+//	POST x-crossws-id: <peer>, content-type: application/octet-stream,
+//	     body streamed without length: each read is one message ← 200 at end
+//	unknown peer ← 400 "invalid peer id"; body too large ← 413;
+//	origin not allowed ← 403; other methods ← 405; no event-stream Accept ← 406
+//
+// Import direction: crossws → engine, sse; nothing imports crossws but
+// package handler.
+package crossws
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ssebridge/ssebridge/handler/engine"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxMessageSize = 64 << 10
+	DefaultMaxUploads     = 4
+)
+
+// Config configures the protocol. Zero values mean the defaults.
+type Config struct {
+	// AllowedOrigins lists browser origins allowed besides the server's own
+	// (see engine.OriginPolicy for the patterns).
+	AllowedOrigins []string
+	// MaxMessageSize bounds one upstream message (default 64 KiB): a larger
+	// POST body is refused with 413; a streamed upload is read in pieces of
+	// at most this size, each one message.
+	MaxMessageSize int
+	// MaxUploads bounds the streamed uploads one peer keeps open (default
+	// 4); one more ends the oldest.
+	MaxUploads int
+	// Retry, when positive, is sent as the SSE retry field: the delay the
+	// client waits before it reconnects.
+	Retry time.Duration
+}
+
+// Protocol serves the crossws-compatible SSE endpoint.
+type Protocol struct {
+	e       *engine.Engine
+	cfg     Config
+	origins *engine.OriginPolicy
+	bufPool sync.Pool // *[]byte of MaxMessageSize+1 bytes, for uploads
+}
+
+// New returns the protocol served on top of e.
+func New(e *engine.Engine, cfg Config) (*Protocol, error) {
+	if cfg.MaxMessageSize <= 0 {
+		cfg.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if cfg.MaxUploads <= 0 {
+		cfg.MaxUploads = DefaultMaxUploads
+	}
+	origins, err := engine.NewOriginPolicy(cfg.AllowedOrigins)
+	if err != nil {
+		return nil, err
+	}
+	return &Protocol{e: e, cfg: cfg, origins: origins}, nil
+}
+
+// Codec returns the protocol's frame encoding.
+func Codec() engine.Codec { return theCodec }
+
+const allowedMethods = "GET, POST, OPTIONS"
+
+// Serve answers one request.
+func (p *Protocol) Serve(x engine.Exchange) {
+	origin := x.Header("Origin")
+	if !p.origins.Allowed(origin, x.Host()) {
+		engine.WriteError(x, http.StatusForbidden, "origin not allowed")
+		return
+	}
+	switch x.Method() {
+	case http.MethodGet:
+		p.serveStream(x, origin)
+	case http.MethodPost:
+		p.serveUpload(x, origin)
+	case http.MethodOptions:
+		if origin != "" && x.Header("Access-Control-Request-Method") != "" {
+			engine.Preflight(x, origin, allowedMethods)
+			return
+		}
+		x.SetHeader("Allow", allowedMethods)
+		x.WriteHeader(http.StatusNoContent)
+	default:
+		x.SetHeader("Allow", allowedMethods)
+		engine.WriteError(x, http.StatusMethodNotAllowed, "method not allowed: use GET to open a stream, POST to send")
+	}
+}
+
+// upgrade runs the Upgrade hook and answers the request itself when the hook
+// refuses it. It reports whether the request may proceed.
+func (p *Protocol) upgrade(x engine.Exchange, u *engine.Upgrade) bool {
+	h := p.e.Config().Hooks.Upgrade
+	if h == nil {
+		return true
+	}
+	err := callUpgrade(h, u)
+	if err == nil {
+		return true
+	}
+	var rej *engine.RejectError
+	if errors.As(err, &rej) {
+		for k, v := range rej.Header {
+			x.SetHeader(k, v)
+		}
+		status := rej.Status
+		if status < 400 || status > 599 {
+			status = http.StatusForbidden
+		}
+		engine.WriteError(x, status, rej.Body)
+		return false
+	}
+	p.e.ReportError(nil, fmt.Errorf("ssebridge: Upgrade hook: %w", err))
+	engine.WriteError(x, http.StatusInternalServerError, "internal error")
+	return false
+}
+
+// callUpgrade runs the hook, turning a panic into an error.
+func callUpgrade(h func(*engine.Upgrade) error, u *engine.Upgrade) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &engine.PanicError{Hook: "Upgrade", Value: v}
+		}
+	}()
+	return h(u)
+}
+
+// serveStream opens or resumes a stream.
+func (p *Protocol) serveStream(x engine.Exchange, origin string) {
+	if !acceptsEventStream(x.Header("Accept")) {
+		engine.WriteError(x, http.StatusNotAcceptable, "this endpoint serves text/event-stream: send Accept: text/event-stream")
+		return
+	}
+	if p.e.ShuttingDown() {
+		x.SetHeader("Retry-After", "1")
+		engine.WriteError(x, http.StatusServiceUnavailable, "shutting down")
+		return
+	}
+
+	kind, peerID := engine.UpgradeOpen, ""
+	var peer *engine.Peer
+	var last uint64
+	if id, seq, closed, ok := parseEventID(x.Header("Last-Event-Id")); ok {
+		if closed {
+			// The client saw the close event; 204 makes EventSource stop.
+			x.WriteHeader(http.StatusNoContent)
+			return
+		}
+		if q, found := p.e.Peer(id); found {
+			if q.CanResume(seq) {
+				peer, last, kind, peerID = q, seq, engine.UpgradeResume, id
+			} else {
+				q.Expire("resume failed: the frames the client missed are no longer kept")
+			}
+		} else if d, gone := p.e.Tombstone(id); gone {
+			p.writeTombstone(x, origin, id, d)
+			return
+		}
+	}
+
+	u := engine.NewUpgrade(engine.NewRequest(x), kind, peerID)
+	if !p.upgrade(x, u) {
+		return
+	}
+
+	var st *engine.Stream
+	if peer != nil {
+		var err error
+		if st, err = p.e.Resume(peer, x, last); err != nil {
+			// Closed or out of reach since the check: start afresh.
+			st = nil
+		}
+	}
+	if st == nil {
+		var err error
+		st, err = p.e.Open(x.Context(), x, u, theCodec)
+		if err != nil {
+			status := http.StatusServiceUnavailable
+			x.SetHeader("Retry-After", "1")
+			engine.WriteError(x, status, "cannot open stream: "+err.Error())
+			if !errors.Is(err, engine.ErrShuttingDown) {
+				p.e.ReportError(nil, err)
+			}
+			return
+		}
+	}
+	id := st.Peer().ID()
+	setStreamHeaders(x)
+	x.SetHeader("X-Crossws-Id", id)
+	engine.SetCORS(x, origin, "X-Crossws-Id")
+	for _, h := range u.Headers() {
+		x.SetHeader(h[0], h[1])
+	}
+	st.Run(appendHello(nil, id, st.LastSeq(), p.cfg.Retry))
+}
+
+// writeTombstone answers a reconnection of a peer the server closed while
+// its client was away: the close event, then the end of the stream.
+func (p *Protocol) writeTombstone(x engine.Exchange, origin, id string, d engine.CloseDetails) {
+	setStreamHeaders(x)
+	engine.SetCORS(x, origin, "")
+	x.WriteHeader(http.StatusOK)
+	_, _ = x.Write(appendCloseEvent(nil, id, d))
+	_ = x.Flush()
+}
+
+func setStreamHeaders(x engine.Exchange) {
+	x.SetHeader("Content-Type", "text/event-stream")
+	x.SetHeader("Cache-Control", "no-cache")
+	x.SetHeader("X-Accel-Buffering", "no")
+	x.SetHeader("Connection", "keep-alive")
+}
+
+// acceptsEventStream reports whether an Accept header admits
+// text/event-stream.
+func acceptsEventStream(accept string) bool {
+	const want = "text/event-stream"
+	for i := 0; i+len(want) <= len(accept); i++ {
+		if strings.EqualFold(accept[i:i+len(want)], want) {
+			return true
+		}
+	}
+	return false
+}
+
+// limitText formats a size limit for error bodies.
+func limitText(n int) string { return strconv.Itoa(n) + " bytes" }

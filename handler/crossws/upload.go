@@ -1,0 +1,187 @@
+package crossws
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ssebridge/ssebridge/backends"
+	"github.com/ssebridge/ssebridge/handler/engine"
+)
+
+// serveUpload handles a POST carrying messages for a peer.
+func (p *Protocol) serveUpload(x engine.Exchange, origin string) {
+	id := x.Header("X-Crossws-Id")
+	if id == "" {
+		engine.WriteError(x, http.StatusBadRequest, "missing x-crossws-id header")
+		return
+	}
+	if !engine.ValidID(id) {
+		engine.WriteError(x, http.StatusBadRequest, "invalid peer id")
+		return
+	}
+	u := engine.NewUpgrade(engine.NewRequest(x), engine.UpgradeMessage, id)
+	if !p.upgrade(x, u) {
+		return
+	}
+	engine.SetCORS(x, origin, "")
+	for _, h := range u.Headers() {
+		x.SetHeader(h[0], h[1])
+	}
+	if x.ContentLength() < 0 && isOctetStream(x.Header("Content-Type")) {
+		p.serveStreamedUpload(x, id)
+		return
+	}
+	p.serveSingleUpload(x, id)
+}
+
+// serveSingleUpload delivers a whole body as one message.
+func (p *Protocol) serveSingleUpload(x engine.Exchange, id string) {
+	limit := p.cfg.MaxMessageSize
+	if x.ContentLength() > int64(limit) {
+		engine.WriteError(x, http.StatusRequestEntityTooLarge, "message too large: the limit is "+limitText(limit))
+		return
+	}
+	bp := p.buffer()
+	defer p.bufPool.Put(bp)
+	buf := (*bp)[:limit+1]
+	n, err := io.ReadFull(x.Body(), buf)
+	switch {
+	case err == nil: // filled limit+1 bytes: too large
+		engine.WriteError(x, http.StatusRequestEntityTooLarge, "message too large: the limit is "+limitText(limit))
+		return
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+	default:
+		engine.WriteError(x, http.StatusBadRequest, "cannot read the request body")
+		return
+	}
+	if err := p.e.Upstream(x.Context(), id, buf[:n]); err != nil {
+		p.writeUpstreamError(x, err)
+		return
+	}
+	x.WriteHeader(http.StatusOK)
+}
+
+// serveStreamedUpload reads a never-ending body (crossws's stream mode):
+// each read, cut so as not to split a UTF-8 sequence, is one message.
+func (p *Protocol) serveStreamedUpload(x engine.Exchange, id string) {
+	ctx := x.Context()
+	exists, err := p.e.Exists(ctx, id)
+	if err != nil {
+		p.writeUpstreamError(x, err)
+		return
+	}
+	if !exists {
+		engine.WriteError(x, http.StatusBadRequest, "invalid peer id")
+		return
+	}
+	if peer, ok := p.e.Peer(id); ok {
+		release, err := peer.TrackUpload(x, p.cfg.MaxUploads)
+		if err != nil {
+			engine.WriteError(x, http.StatusBadRequest, "invalid peer id")
+			return
+		}
+		defer release()
+	}
+	// The upload lasts as long as the peer: no server read timeout, and a
+	// response may be written before the body ends.
+	_ = x.EnableFullDuplex()
+	_ = x.SetReadDeadline(time.Time{})
+
+	bp := p.buffer()
+	defer p.bufPool.Put(bp)
+	buf := (*bp)[:max(p.cfg.MaxMessageSize, utf8.UTFMax)]
+	body := x.Body()
+	held := 0
+	for {
+		n, rerr := body.Read(buf[held:])
+		n += held
+		cut := n
+		if rerr == nil {
+			cut = completeUTF8(buf[:n])
+		}
+		if cut > 0 {
+			if err := p.e.Upstream(ctx, id, buf[:cut]); err != nil {
+				p.writeUpstreamError(x, err)
+				return
+			}
+		}
+		held = copy(buf, buf[cut:n])
+		if rerr == nil {
+			continue
+		}
+		if errors.Is(rerr, io.EOF) {
+			x.WriteHeader(http.StatusOK)
+			return
+		}
+		if peer, ok := p.e.Peer(id); !ok || peer.Closed() {
+			engine.WriteError(x, http.StatusGone, "peer closed")
+			return
+		}
+		// The client went away or a newer upload replaced this one.
+		x.WriteHeader(http.StatusOK)
+		return
+	}
+}
+
+func (p *Protocol) writeUpstreamError(x engine.Exchange, err error) {
+	switch {
+	case errors.Is(err, backends.ErrUnknownSession):
+		engine.WriteError(x, http.StatusBadRequest, "invalid peer id")
+	case errors.Is(err, backends.ErrUnavailable):
+		x.SetHeader("Retry-After", "1")
+		engine.WriteError(x, http.StatusServiceUnavailable, "backend unavailable")
+	default:
+		engine.WriteError(x, http.StatusInternalServerError, "internal error")
+	}
+}
+
+// completeUTF8 returns the length of the longest prefix of b that does not
+// end inside a UTF-8 sequence. Bytes that can never start or continue a
+// valid sequence do not hold anything back.
+func completeUTF8(b []byte) int {
+	n := len(b)
+	// Look at most UTFMax-1 bytes back for the start of the last sequence.
+	for i := n - 1; i >= 0 && i >= n-(utf8.UTFMax-1); i-- {
+		c := b[i]
+		if c < utf8.RuneSelf { // ASCII: nothing pending
+			return n
+		}
+		if !utf8.RuneStart(c) { // continuation byte: keep looking
+			continue
+		}
+		need := 0
+		switch {
+		case c&0xE0 == 0xC0:
+			need = 2
+		case c&0xF0 == 0xE0:
+			need = 3
+		case c&0xF8 == 0xF0:
+			need = 4
+		default: // invalid lead byte
+			return n
+		}
+		if n-i < need {
+			return i
+		}
+		return n
+	}
+	return n
+}
+
+func isOctetStream(contentType string) bool {
+	mt, _, _ := strings.Cut(contentType, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "application/octet-stream")
+}
+
+// buffer returns a pooled buffer of MaxMessageSize+1 bytes.
+func (p *Protocol) buffer() *[]byte {
+	if bp, ok := p.bufPool.Get().(*[]byte); ok {
+		return bp
+	}
+	b := make([]byte, max(p.cfg.MaxMessageSize, utf8.UTFMax)+1)
+	return &b
+}

@@ -1,0 +1,348 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ssebridge/ssebridge/backends"
+	"github.com/ssebridge/ssebridge/backends/memory"
+)
+
+// Engine owns the peers of one node and connects them to the backend.
+type Engine struct {
+	cfg  Config
+	log  *slog.Logger
+	node backends.Node
+
+	mu       sync.RWMutex
+	peers    map[string]*Peer
+	tombs    map[string]CloseDetails
+	tombFIFO []tomb
+	closing  bool
+
+	// subMu serialises changes of the node's backend subscriptions; it is
+	// never taken by Broadcast, which a backend may call with its own locks
+	// held.
+	subMu    sync.Mutex
+	topicsMu sync.RWMutex
+	topics   map[string]*topicSubs
+}
+
+// tomb remembers, for a while, that the server closed a peer, so that its
+// client's automatic reconnection is told so instead of silently getting a
+// new peer.
+type tomb struct {
+	id      string
+	expires time.Time
+}
+
+const maxTombs = 1 << 16
+
+// New starts an engine and attaches it to the configured backend.
+func New(cfg Config) (*Engine, error) {
+	cfg = cfg.withDefaults()
+	e := &Engine{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		peers:  make(map[string]*Peer),
+		tombs:  make(map[string]CloseDetails),
+		topics: make(map[string]*topicSubs),
+	}
+	b := cfg.Backend
+	if b == nil {
+		b = memory.New()
+	}
+	node, err := b.Attach(context.Background(), e)
+	if err != nil {
+		return nil, fmt.Errorf("ssebridge: attach backend: %w", err)
+	}
+	e.node = node
+	return e, nil
+}
+
+// Config returns the configuration in effect, defaults applied.
+func (e *Engine) Config() Config { return e.cfg }
+
+// NodeID returns the backend's id for this node.
+func (e *Engine) NodeID() string { return e.node.ID() }
+
+// Logger returns the engine's logger.
+func (e *Engine) Logger() *slog.Logger { return e.log }
+
+// Open creates a peer for a stream request whose Upgrade hook accepted it,
+// registers it with the backend and attaches x as its stream. The protocol
+// then sets headers and calls Stream.Run.
+func (e *Engine) Open(ctx context.Context, x Exchange, u *Upgrade, c Codec) (*Stream, error) {
+	pctx, cancel := context.WithCancel(context.WithoutCancel(u.ctx))
+	p := &Peer{
+		id:     NewID(),
+		e:      e,
+		codec:  c,
+		ns:     u.Namespace,
+		ctx:    pctx,
+		cancel: cancel,
+		log:    newFrameLog(),
+	}
+	p.req = NewRequest(takeSnapshot(x, pctx))
+	st := newStream(p, x)
+	p.stream = st
+
+	e.mu.Lock()
+	if e.closing {
+		e.mu.Unlock()
+		cancel()
+		return nil, ErrShuttingDown
+	}
+	e.peers[p.id] = p
+	e.mu.Unlock()
+
+	if err := e.node.RegisterSession(ctx, p.id); err != nil {
+		e.mu.Lock()
+		delete(e.peers, p.id)
+		e.mu.Unlock()
+		cancel()
+		return nil, fmt.Errorf("ssebridge: register session: %w", err)
+	}
+	return st, nil
+}
+
+// ErrResumeGap means the frames a resuming client missed are no longer all
+// kept, so the peer cannot be resumed without loss.
+var ErrResumeGap = errors.New("ssebridge: missed frames no longer kept")
+
+// CanResume reports whether peer p can be resumed by a client that received
+// every frame up to and including seq last.
+func (p *Peer) CanResume(last uint64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state == stateOpen && p.log.canRewind(last)
+}
+
+// Resume takes peer p over for a client that reconnected having received
+// every frame up to and including seq last: the peer's current stream, if
+// any, is stopped, and x becomes its stream, starting with the frames after
+// last. It returns ErrClosed or ErrResumeGap when that is not possible.
+func (e *Engine) Resume(p *Peer, x Exchange, last uint64) (*Stream, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state != stateOpen {
+		return nil, ErrClosed
+	}
+	if !p.log.canRewind(last) {
+		return nil, ErrResumeGap
+	}
+	if old := p.stream; old != nil {
+		old.halt()
+	}
+	p.graceGen++
+	if p.grace != nil {
+		p.grace.Stop()
+	}
+	p.log.rewind(last)
+	st := newStream(p, x)
+	st.resumed, st.last = true, last
+	p.stream = st
+	p.resumes++
+	return st, nil
+}
+
+// Peer returns the open peer with the given id on this node.
+func (e *Engine) Peer(id string) (*Peer, bool) {
+	e.mu.RLock()
+	p, ok := e.peers[id]
+	e.mu.RUnlock()
+	return p, ok
+}
+
+// Tombstone returns how a peer that the server closed recently was closed.
+func (e *Engine) Tombstone(id string) (CloseDetails, bool) {
+	e.mu.RLock()
+	d, ok := e.tombs[id]
+	e.mu.RUnlock()
+	return d, ok
+}
+
+// Peers yields the open peers of this node.
+func (e *Engine) Peers() iter.Seq[*Peer] {
+	return func(yield func(*Peer) bool) {
+		e.mu.RLock()
+		list := make([]*Peer, 0, len(e.peers))
+		for _, p := range e.peers {
+			list = append(list, p)
+		}
+		e.mu.RUnlock()
+		for _, p := range list {
+			if !yield(p) {
+				return
+			}
+		}
+	}
+}
+
+// forget removes a finalized peer from the node and the backend, leaving a
+// tombstone when the server closed it.
+func (e *Engine) forget(p *Peer, d CloseDetails, tombstone bool) {
+	e.mu.Lock()
+	if e.peers[p.id] == p {
+		delete(e.peers, p.id)
+	}
+	if tombstone {
+		e.addTombLocked(p.id, d)
+	}
+	e.mu.Unlock()
+	if err := e.node.RemoveSession(context.Background(), p.id); err != nil {
+		e.reportError(p, fmt.Errorf("ssebridge: remove session: %w", err))
+	}
+}
+
+func (e *Engine) addTombLocked(id string, d CloseDetails) {
+	now := time.Now()
+	for len(e.tombFIFO) > 0 && (now.After(e.tombFIFO[0].expires) || len(e.tombFIFO) >= maxTombs) {
+		delete(e.tombs, e.tombFIFO[0].id)
+		e.tombFIFO = e.tombFIFO[1:]
+	}
+	ttl := max(e.cfg.ReconnectGrace, time.Minute)
+	e.tombs[id] = d
+	e.tombFIFO = append(e.tombFIFO, tomb{id: id, expires: now.Add(ttl)})
+}
+
+// Upstream hands an upstream message to the peer id, here or, through the
+// backend, on the node that owns it. Errors wrap backends.ErrUnknownSession
+// when no node has the peer.
+func (e *Engine) Upstream(ctx context.Context, id string, data []byte) error {
+	if p, ok := e.Peer(id); ok {
+		err := p.Receive(data)
+		if errors.Is(err, ErrClosed) {
+			return fmt.Errorf("ssebridge: peer %s: %w", id, backends.ErrUnknownSession)
+		}
+		return err
+	}
+	return e.node.Route(ctx, id, data)
+}
+
+// Exists reports whether peer id is open here or on another node.
+func (e *Engine) Exists(ctx context.Context, id string) (bool, error) {
+	if _, ok := e.Peer(id); ok {
+		return true, nil
+	}
+	return e.node.SessionExists(ctx, id)
+}
+
+// Expire closes p as lost (CloseAbnormal, no close event, no tombstone), as
+// when its client does not come back in time; reason says why.
+func (p *Peer) Expire(reason string) {
+	p.closeWith(CloseDetails{Code: CloseAbnormal, Reason: reason}, false, false)
+}
+
+// Deliver implements backends.Receiver.
+func (e *Engine) Deliver(session string, data []byte) error {
+	p, ok := e.Peer(session)
+	if !ok {
+		return fmt.Errorf("ssebridge: peer %s: %w", session, backends.ErrUnknownSession)
+	}
+	err := p.Receive(data)
+	if errors.Is(err, ErrClosed) {
+		return fmt.Errorf("ssebridge: peer %s: %w", session, backends.ErrUnknownSession)
+	}
+	return err
+}
+
+// Publish sends v, converted as Peer.Send converts it, to every subscriber of
+// topic on every node, in every namespace.
+func (e *Engine) Publish(topic string, v any) error {
+	return e.publish(topic, "", "", v)
+}
+
+// PublishNamespace is Publish limited to the subscribers in one namespace.
+func (e *Engine) PublishNamespace(namespace, topic string, v any) error {
+	return e.publish(topic, namespace, "", v)
+}
+
+func (e *Engine) publish(topic, namespace, exclude string, v any) error {
+	if err := checkTopic(topic); err != nil {
+		return err
+	}
+	text, err := payloadText(v)
+	if err != nil {
+		return fmt.Errorf("ssebridge: publish: %w", err)
+	}
+	err = e.node.Publish(context.Background(), backends.Publication{
+		Topic: topic, Namespace: namespace, Exclude: exclude, Data: text,
+	})
+	if err != nil {
+		return fmt.Errorf("ssebridge: publish to %q: %w", topic, err)
+	}
+	return nil
+}
+
+func (e *Engine) reportError(p *Peer, err error) {
+	if h := e.cfg.Hooks.Error; h != nil {
+		func() {
+			defer func() {
+				if v := recover(); v != nil {
+					e.log.Error("ssebridge: Error hook panicked", "panic", v)
+				}
+			}()
+			h(p, err)
+		}()
+	}
+	attrs := []any{"err", err}
+	if p != nil {
+		attrs = append(attrs, "peer", p.id)
+	}
+	e.log.Error("ssebridge: error", attrs...)
+}
+
+// ReportError passes err to the Error hook and the log; protocols use it for
+// problems that have no caller to return to.
+func (e *Engine) ReportError(p *Peer, err error) { e.reportError(p, err) }
+
+// Shutdown stops accepting streams and closes every peer with CloseGoingAway:
+// queued frames are written, then each stream ends without a close event, so
+// clients reconnect (to another instance, behind a load balancer). It waits
+// until every peer is closed or ctx is done, then detaches from the backend.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	e.closing = true
+	e.mu.Unlock()
+	for p := range e.Peers() {
+		p.closeWith(CloseDetails{Code: CloseGoingAway, Reason: "server shutting down"}, true, false)
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var err error
+wait:
+	for {
+		e.mu.RLock()
+		n := len(e.peers)
+		e.mu.RUnlock()
+		if n == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			err = fmt.Errorf("ssebridge: shutdown: %d peers still closing: %w", n, ctx.Err())
+			for p := range e.Peers() {
+				p.finalize()
+			}
+			break wait
+		case <-tick.C:
+		}
+	}
+	if cerr := e.node.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("ssebridge: shutdown: %w", cerr)
+	}
+	return err
+}
+
+// ShuttingDown reports whether Shutdown was called.
+func (e *Engine) ShuttingDown() bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.closing
+}

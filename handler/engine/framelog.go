@@ -1,0 +1,129 @@
+package engine
+
+// frameLog is a peer's outbound log: a ring of frames numbered with
+// consecutive sequence numbers. Frames at or after the cursor are queued
+// (not yet written to the current stream); frames before it were written and
+// are kept for replay while they fit in the replay budget.
+//
+// Frames are shared, immutable byte slices: a publication is encoded once
+// and the same bytes are appended to every subscriber's log.
+type frameLog struct {
+	ring  [][]byte // len is a power of two, or 0
+	head  int      // ring index of the oldest entry
+	n     int      // number of entries
+	first uint64   // seq of the oldest entry (== next when empty)
+	next  uint64   // seq the next appended frame gets
+
+	cursor   uint64 // seq of the next frame to write
+	queued   int    // bytes of frames with seq >= cursor
+	retained int    // bytes of frames with seq < cursor
+}
+
+func newFrameLog() frameLog { return frameLog{first: 1, next: 1, cursor: 1} }
+
+func (l *frameLog) at(seq uint64) []byte {
+	i := (l.head + int(seq-l.first)) & (len(l.ring) - 1)
+	return l.ring[i]
+}
+
+// push appends a frame and returns its seq. It refuses (ok false) a frame
+// that would make the queued bytes exceed limit.
+func (l *frameLog) push(frame []byte, limit int) (seq uint64, ok bool) {
+	if l.queued+len(frame) > limit {
+		return 0, false
+	}
+	if l.n == len(l.ring) {
+		l.grow()
+	}
+	l.ring[(l.head+l.n)&(len(l.ring)-1)] = frame
+	l.n++
+	seq = l.next
+	l.next++
+	l.queued += len(frame)
+	return seq, true
+}
+
+func (l *frameLog) grow() {
+	size := 2 * len(l.ring)
+	if size == 0 {
+		size = 8
+	}
+	l.resize(size)
+}
+
+func (l *frameLog) resize(size int) {
+	ring := make([][]byte, size)
+	for i := 0; i < l.n; i++ {
+		ring[i] = l.ring[(l.head+i)&(len(l.ring)-1)]
+	}
+	l.ring = ring
+	l.head = 0
+}
+
+// pending appends to dst the frames from the cursor on, at most maxBytes of
+// them (but at least one), and returns the seq after the last one taken.
+func (l *frameLog) pending(dst [][]byte, maxBytes int) ([][]byte, uint64) {
+	seq, size := l.cursor, 0
+	for ; seq < l.next; seq++ {
+		f := l.at(seq)
+		if size > 0 && size+len(f) > maxBytes {
+			break
+		}
+		dst = append(dst, f)
+		size += len(f)
+	}
+	return dst, seq
+}
+
+// advance marks the frames before upto as written and drops the oldest
+// written frames beyond the replay budget.
+func (l *frameLog) advance(upto uint64, replay int) {
+	for ; l.cursor < upto; l.cursor++ {
+		n := len(l.at(l.cursor))
+		l.queued -= n
+		l.retained += n
+	}
+	l.trim(replay)
+}
+
+func (l *frameLog) trim(replay int) {
+	for l.retained > replay && l.first < l.cursor {
+		i := l.head
+		l.retained -= len(l.ring[i])
+		l.ring[i] = nil
+		l.head = (l.head + 1) & (len(l.ring) - 1)
+		l.n--
+		l.first++
+	}
+	if len(l.ring) > 64 && l.n < len(l.ring)/4 {
+		l.resize(len(l.ring) / 2)
+	}
+}
+
+// canRewind reports whether a client that received every frame up to and
+// including seq last can be given all the frames after it.
+func (l *frameLog) canRewind(last uint64) bool {
+	return last < l.next && last+1 >= l.first
+}
+
+// rewind moves the cursor so that the frames after last are written again.
+// The caller checked canRewind.
+func (l *frameLog) rewind(last uint64) {
+	l.cursor = last + 1
+	l.queued, l.retained = 0, 0
+	for seq := l.first; seq < l.next; seq++ {
+		if seq < l.cursor {
+			l.retained += len(l.at(seq))
+		} else {
+			l.queued += len(l.at(seq))
+		}
+	}
+}
+
+// release drops every frame, for a closed peer.
+func (l *frameLog) release() {
+	l.ring = nil
+	l.head, l.n = 0, 0
+	l.first, l.cursor = l.next, l.next
+	l.queued, l.retained = 0, 0
+}

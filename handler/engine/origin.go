@@ -1,0 +1,133 @@
+package engine
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// OriginPolicy decides which browser origins may use the endpoints.
+//
+// A request is allowed when it has no Origin header (non-browser clients
+// send none), when its origin is the same as the request's host (the scheme
+// is not compared: behind a TLS-terminating proxy the server cannot know it),
+// or when the origin matches one of the patterns:
+//
+//   - "*" allows every origin;
+//   - "https://app.example.com" (scheme, host and optional port) allows
+//     exactly that origin;
+//   - "https://*.example.com" allows every subdomain of example.com over
+//     https (not example.com itself; list it too if wanted).
+//
+// Comparison is case-insensitive. The zero policy allows same-origin and
+// Origin-less requests only.
+type OriginPolicy struct {
+	any       bool
+	exact     map[string]struct{}
+	wildcards []string // "scheme://.suffix" forms: scheme + "://" + "." + domain
+}
+
+// NewOriginPolicy parses patterns. It refuses patterns that are not "*" and
+// not of the form scheme://host[:port] with an optional leading "*." label.
+func NewOriginPolicy(patterns []string) (*OriginPolicy, error) {
+	op := &OriginPolicy{exact: make(map[string]struct{})}
+	for _, raw := range patterns {
+		p := strings.ToLower(strings.TrimSpace(raw))
+		if p == "*" {
+			op.any = true
+			continue
+		}
+		if p == "null" {
+			op.exact[p] = struct{}{}
+			continue
+		}
+		scheme, host, ok := strings.Cut(p, "://")
+		if !ok || scheme == "" || host == "" || strings.ContainsAny(host, "/?#@ ") {
+			return nil, fmt.Errorf("ssebridge: allowed origin %q: want \"*\" or scheme://host[:port]", raw)
+		}
+		if rest, ok := strings.CutPrefix(host, "*."); ok {
+			if rest == "" || strings.Contains(rest, "*") {
+				return nil, fmt.Errorf("ssebridge: allowed origin %q: bad wildcard", raw)
+			}
+			op.wildcards = append(op.wildcards, scheme+"://."+rest)
+			continue
+		}
+		if strings.Contains(host, "*") {
+			return nil, fmt.Errorf("ssebridge: allowed origin %q: '*' is only allowed as the first label", raw)
+		}
+		op.exact[p] = struct{}{}
+	}
+	return op, nil
+}
+
+// Allowed reports whether a request with the given Origin header value and
+// Host may proceed.
+func (op *OriginPolicy) Allowed(origin, host string) bool {
+	if origin == "" {
+		return true
+	}
+	if op != nil && op.any {
+		return true
+	}
+	o := strings.ToLower(origin)
+	if u, err := url.Parse(o); err == nil && u.Host != "" && strings.EqualFold(u.Host, host) {
+		return true
+	}
+	if op == nil {
+		return false
+	}
+	if _, ok := op.exact[o]; ok {
+		return true
+	}
+	scheme, h, ok := strings.Cut(o, "://")
+	if !ok || strings.ContainsAny(h, "/?#@ \\") {
+		return false
+	}
+	for _, w := range op.wildcards {
+		ws, suffix, _ := strings.Cut(w, "://")
+		// suffix is ".example.com"; the origin host must end with it and
+		// have at least one more label in front.
+		if ws == scheme && len(h) > len(suffix) && strings.HasSuffix(h, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// SetCORS sets the headers that let a page from an allowed origin read the
+// response of a cross-origin request. expose lists response headers the page
+// may read (may be empty).
+func SetCORS(x Exchange, origin, expose string) {
+	if origin == "" {
+		return
+	}
+	x.SetHeader("Access-Control-Allow-Origin", origin)
+	x.SetHeader("Access-Control-Allow-Credentials", "true")
+	x.SetHeader("Vary", "Origin")
+	if expose != "" {
+		x.SetHeader("Access-Control-Expose-Headers", expose)
+	}
+}
+
+// Preflight answers a CORS preflight (OPTIONS) request from an allowed
+// origin with 204, allowing methods and the headers the browser asked for.
+func Preflight(x Exchange, origin, methods string) {
+	SetCORS(x, origin, "")
+	x.SetHeader("Access-Control-Allow-Methods", methods)
+	if h := x.Header("Access-Control-Request-Headers"); h != "" {
+		x.SetHeader("Access-Control-Allow-Headers", h)
+	}
+	x.SetHeader("Access-Control-Max-Age", "300")
+	x.WriteHeader(204)
+}
+
+// WriteError answers a request with status and a plain-text body.
+func WriteError(x Exchange, status int, body string) {
+	x.SetHeader("Content-Type", "text/plain; charset=utf-8")
+	x.SetHeader("X-Content-Type-Options", "nosniff")
+	x.SetHeader("Cache-Control", "no-store")
+	x.WriteHeader(status)
+	if body != "" {
+		_, _ = x.Write(stringBytes(body))
+	}
+}

@@ -1,0 +1,211 @@
+package engine
+
+import (
+	"errors"
+	"sync"
+	"time"
+)
+
+// Stream is one HTTP response carrying a peer's frames. The protocol creates
+// it with Engine.Open or Engine.Resume, sets its response headers and calls
+// Run on the goroutine serving the request.
+type Stream struct {
+	p       *Peer
+	x       Exchange
+	resumed bool
+	last    uint64 // the seq the client said it has (resume), or 0
+
+	wake     chan struct{} // a frame was queued or a close requested
+	stop     chan struct{} // closed when another stream took over or the peer closed
+	stopOnce sync.Once
+
+	buf    []byte
+	frames [][]byte
+}
+
+func newStream(p *Peer, x Exchange) *Stream {
+	return &Stream{p: p, x: x, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+}
+
+// Peer returns the peer the stream serves.
+func (st *Stream) Peer() *Peer { return st.p }
+
+// Resumed reports whether the stream resumed an existing peer.
+func (st *Stream) Resumed() bool { return st.resumed }
+
+// LastSeq returns the sequence number the resuming client said it had
+// received (0 for a new peer).
+func (st *Stream) LastSeq() uint64 { return st.last }
+
+func (st *Stream) signal() {
+	select {
+	case st.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (st *Stream) halt() { st.stopOnce.Do(func() { close(st.stop) }) }
+
+var errStreamDeadline = errors.New("ssebridge: stream reached its maximum duration")
+
+// Run writes the status (200), the headers already set on the exchange and
+// hello, runs the Open hook (new peer) or Resume hook (resumed peer), and then
+// writes the peer's frames until the client goes away, the peer closes,
+// another stream takes the peer over or the stream's time is up. It returns
+// when the response is complete.
+func (st *Stream) Run(hello []byte) {
+	p, e := st.p, st.p.e
+	st.x.WriteHeader(200)
+	err := st.write(hello)
+	st.runOpenHook()
+	if err != nil {
+		p.detach(st)
+		return
+	}
+
+	ctx := st.x.Context()
+	var heartbeat *time.Timer
+	var beat <-chan time.Time
+	if e.cfg.Heartbeat > 0 {
+		heartbeat = time.NewTimer(e.cfg.Heartbeat)
+		defer heartbeat.Stop()
+		beat = heartbeat.C
+	}
+	var limit <-chan time.Time
+	if e.cfg.MaxStreamDuration > 0 {
+		t := time.NewTimer(e.cfg.MaxStreamDuration)
+		defer t.Stop()
+		limit = t.C
+	}
+
+	for {
+		frames, upto, closing, ok := st.take()
+		if !ok {
+			return // another stream took over, or the peer was finalized
+		}
+		if len(frames) > 0 {
+			if err := st.writeFrames(frames, upto); err != nil {
+				p.detach(st)
+				return
+			}
+			p.advance(st, upto)
+			if heartbeat != nil {
+				heartbeat.Reset(e.cfg.Heartbeat)
+			}
+			continue
+		}
+		if closing {
+			st.finish()
+			return
+		}
+		select {
+		case <-st.wake:
+		case <-st.stop:
+			return
+		case <-ctx.Done():
+			p.detach(st)
+			return
+		case <-limit:
+			e.log.Debug("ssebridge: stream ended", "peer", p.id, "reason", errStreamDeadline)
+			p.detach(st)
+			return
+		case <-beat:
+			if err := st.write(p.codec.AppendHeartbeat(st.buf[:0])); err != nil {
+				p.detach(st)
+				return
+			}
+			heartbeat.Reset(e.cfg.Heartbeat)
+		}
+	}
+}
+
+func (st *Stream) runOpenHook() {
+	p := st.p
+	hooks := &p.e.cfg.Hooks
+	name, h := "Open", hooks.Open
+	if st.resumed {
+		name, h = "Resume", hooks.Resume
+	}
+	if h == nil {
+		return
+	}
+	p.in.Lock()
+	defer p.in.Unlock()
+	p.runHook(name, func() { h(p) })
+}
+
+// take returns the frames to write next (up to maxBatch bytes), the seq after
+// them, and whether the peer is closing. ok is false when this stream is no
+// longer the peer's.
+func (st *Stream) take() (frames [][]byte, upto uint64, closing, ok bool) {
+	p := st.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stream != st {
+		return nil, 0, false, false
+	}
+	closing = p.state == stateClosing
+	if closing && !p.drain {
+		return nil, 0, true, true
+	}
+	frames, upto = p.log.pending(st.frames[:0], maxBatch)
+	st.frames = frames
+	return frames, upto, closing, true
+}
+
+// advance records that the frames before upto were written by st.
+func (p *Peer) advance(st *Stream, upto uint64) {
+	p.mu.Lock()
+	if p.stream == st && p.state != stateClosed {
+		p.log.advance(upto, p.e.cfg.ReplaySize)
+	}
+	p.mu.Unlock()
+}
+
+// writeFrames writes frames, each preceded by its id, in one Write.
+func (st *Stream) writeFrames(frames [][]byte, upto uint64) error {
+	p := st.p
+	buf := st.buf[:0]
+	seq := upto - uint64(len(frames))
+	for i, f := range frames {
+		buf = p.codec.AppendID(buf, p, seq+uint64(i))
+		buf = append(buf, f...)
+	}
+	st.buf = buf
+	for i := range frames {
+		frames[i] = nil // do not pin frames the log may drop
+	}
+	return st.write(buf)
+}
+
+// write writes b and flushes, within the write timeout.
+func (st *Stream) write(b []byte) error {
+	timeout := st.p.e.cfg.WriteTimeout
+	deadline := st.x.SetWriteDeadline(time.Now().Add(timeout)) == nil
+	_, err := st.x.Write(b)
+	if err == nil {
+		err = st.x.Flush()
+	}
+	if deadline {
+		// An HTTP/2 write deadline is a timer that resets the stream when
+		// it fires, even when idle: clear it after each batch.
+		_ = st.x.SetWriteDeadline(time.Time{})
+	}
+	if cap(b) > 4*maxBatch {
+		st.buf = nil // do not keep an unusually large buffer
+	}
+	return err
+}
+
+// finish completes a close requested while st was the peer's stream: it
+// writes the close frame if asked, then finalizes the peer.
+func (st *Stream) finish() {
+	p := st.p
+	p.mu.Lock()
+	final, d := p.final, p.closeInfo
+	p.mu.Unlock()
+	if final {
+		_ = st.write(p.codec.AppendClose(st.buf[:0], p, d))
+	}
+	p.finalize()
+}

@@ -1,0 +1,204 @@
+// Package handler is the public face of ssebridge: it wires the engine
+// (peers, topics, backend) and the wire protocols together into one Handler
+// that a runtime adapter serves (netfx for net/http).
+//
+//	h, err := handler.New(handler.Config{
+//		Hooks: handler.Hooks{
+//			Open:    func(p *handler.Peer) { p.Subscribe("chat") },
+//			Message: func(p *handler.Peer, m handler.Message) { p.Publish("chat", m.Text()) },
+//		},
+//	})
+//	http.Handle("/sse", netfx.New(h))
+//
+// The zero Config serves the crossws-compatible protocol from an in-memory
+// backend with the defaults documented on Config.
+//
+// Import direction: adapters (netfx, …) → handler → handler/crossws →
+// handler/engine → handler/sse, backends. The types users see (Peer, Hooks,
+// Message, …) are defined in handler/engine and aliased here.
+package handler
+
+import (
+	"context"
+	"iter"
+	"log/slog"
+	"time"
+
+	"github.com/ssebridge/ssebridge/backends"
+	"github.com/ssebridge/ssebridge/handler/crossws"
+	"github.com/ssebridge/ssebridge/handler/engine"
+)
+
+// Types defined by the engine, under the names users write.
+type (
+	// Peer is one client session; see engine.Peer.
+	Peer = engine.Peer
+	// Message is an upstream message given to the Message hook.
+	Message = engine.Message
+	// Hooks are the application's callbacks.
+	Hooks = engine.Hooks
+	// Upgrade is what the Upgrade hook sees and may change.
+	Upgrade = engine.Upgrade
+	// UpgradeKind says whether a request opens, resumes or sends to a peer.
+	UpgradeKind = engine.UpgradeKind
+	// Request is a read-only view of an HTTP request.
+	Request = engine.Request
+	// RequestSource is what an adapter provides for a Request.
+	RequestSource = engine.RequestSource
+	// Exchange is a request and its response, as an adapter presents them.
+	Exchange = engine.Exchange
+	// CloseDetails tells the Close hook why a peer closed.
+	CloseDetails = engine.CloseDetails
+	// RejectError refuses a request from the Upgrade hook.
+	RejectError = engine.RejectError
+	// PanicError reports a panicking hook to the Error hook.
+	PanicError = engine.PanicError
+)
+
+// Key is a typed key for per-peer context values; see engine.Key.
+type Key[T any] = engine.Key[T]
+
+// NewKey returns a new typed key for per-peer context values.
+func NewKey[T any](name string) *Key[T] { return engine.NewKey[T](name) }
+
+// Reject returns an error for the Upgrade hook that refuses the request with
+// status and body.
+func Reject(status int, body string) *RejectError { return engine.Reject(status, body) }
+
+// Kinds of upgrade requests.
+const (
+	UpgradeOpen    = engine.UpgradeOpen
+	UpgradeResume  = engine.UpgradeResume
+	UpgradeMessage = engine.UpgradeMessage
+)
+
+// Close codes; see engine for their meaning.
+const (
+	CloseNormal        = engine.CloseNormal
+	CloseGoingAway     = engine.CloseGoingAway
+	CloseAbnormal      = engine.CloseAbnormal
+	CloseInternalError = engine.CloseInternalError
+	CloseSlowConsumer  = engine.CloseSlowConsumer
+)
+
+// Errors; test with errors.Is.
+var (
+	ErrClosed        = engine.ErrClosed
+	ErrSlowConsumer  = engine.ErrSlowConsumer
+	ErrShuttingDown  = engine.ErrShuttingDown
+	ErrTooManyTopics = engine.ErrTooManyTopics
+	ErrInvalidTopic  = engine.ErrInvalidTopic
+)
+
+// Config configures a Handler. Every field is optional; the zero value
+// serves the crossws-compatible protocol from memory.
+type Config struct {
+	// Hooks are the application's callbacks.
+	Hooks Hooks
+	// Backend holds the state shared between instances. Default: a private
+	// in-memory backend (backends/memory), which is enough for one process.
+	Backend backends.Backend
+	// Logger receives the library's logs. Default: slog.Default().
+	Logger *slog.Logger
+
+	// AllowedOrigins lists browser origins allowed besides the server's own
+	// origin: "*", exact origins like "https://app.example.com", or
+	// wildcard subdomains like "https://*.example.com". Requests without an
+	// Origin header (non-browser clients) are always allowed. Others get 403.
+	AllowedOrigins []string
+	// MaxMessageSize bounds one upstream message. Default 64 KiB; larger
+	// POST bodies get 413.
+	MaxMessageSize int
+	// QueueSize bounds the bytes queued for one peer and not yet written.
+	// Default 1 MiB; a peer that overflows it is closed with
+	// CloseSlowConsumer, without slowing anyone else.
+	QueueSize int
+	// ReplaySize bounds the bytes of written frames a peer keeps for a
+	// client that reconnects with Last-Event-ID. Default 256 KiB.
+	ReplaySize int
+	// Heartbeat is how long a stream may stay idle before a comment is sent
+	// to keep proxies from closing it. Default 15 s; negative disables.
+	Heartbeat time.Duration
+	// ReconnectGrace is how long a peer whose stream dropped waits for its
+	// client to resume before Close runs. Default 30 s; negative closes at
+	// once.
+	ReconnectGrace time.Duration
+	// WriteTimeout bounds each write to a stream. Default 10 s.
+	WriteTimeout time.Duration
+	// MaxStreamDuration ends streams after this long without closing their
+	// peers; clients reconnect and resume. Default: no limit.
+	MaxStreamDuration time.Duration
+	// Retry, when positive, is sent to clients as the SSE retry delay.
+	// Default: not sent (browsers wait about 3 s before reconnecting).
+	Retry time.Duration
+	// MaxTopics bounds the subscriptions of one peer. Default 128.
+	MaxTopics int
+	// MaxUploads bounds the streamed uploads one peer keeps open. Default 4.
+	MaxUploads int
+}
+
+// Handler serves ssebridge's protocols. Create it with New, serve it with an
+// adapter (netfx.New), stop it with Shutdown.
+type Handler struct {
+	eng    *engine.Engine
+	native *crossws.Protocol
+}
+
+// New returns a Handler for cfg. It fails only for an invalid configuration
+// or a backend that cannot be attached.
+func New(cfg Config) (*Handler, error) {
+	eng, err := engine.New(engine.Config{
+		Hooks:             cfg.Hooks,
+		Backend:           cfg.Backend,
+		Logger:            cfg.Logger,
+		QueueSize:         cfg.QueueSize,
+		ReplaySize:        cfg.ReplaySize,
+		Heartbeat:         cfg.Heartbeat,
+		ReconnectGrace:    cfg.ReconnectGrace,
+		WriteTimeout:      cfg.WriteTimeout,
+		MaxStreamDuration: cfg.MaxStreamDuration,
+		MaxTopics:         cfg.MaxTopics,
+	})
+	if err != nil {
+		return nil, err
+	}
+	native, err := crossws.New(eng, crossws.Config{
+		AllowedOrigins: cfg.AllowedOrigins,
+		MaxMessageSize: cfg.MaxMessageSize,
+		MaxUploads:     cfg.MaxUploads,
+		Retry:          cfg.Retry,
+	})
+	if err != nil {
+		_ = eng.Shutdown(context.Background())
+		return nil, err
+	}
+	return &Handler{eng: eng, native: native}, nil
+}
+
+// Serve answers one request; runtime adapters call it.
+func (h *Handler) Serve(x Exchange) { h.native.Serve(x) }
+
+// Publish sends v to every subscriber of topic, on every instance and in
+// every namespace. v is converted as Peer.Send converts it.
+func (h *Handler) Publish(topic string, v any) error { return h.eng.Publish(topic, v) }
+
+// PublishNamespace is Publish limited to the subscribers in one namespace.
+func (h *Handler) PublishNamespace(namespace, topic string, v any) error {
+	return h.eng.PublishNamespace(namespace, topic, v)
+}
+
+// Peers yields the open peers of this instance.
+func (h *Handler) Peers() iter.Seq[*Peer] { return h.eng.Peers() }
+
+// Peer returns the open peer with the given id on this instance.
+func (h *Handler) Peer(id string) (*Peer, bool) { return h.eng.Peer(id) }
+
+// NodeID returns this instance's id in the backend.
+func (h *Handler) NodeID() string { return h.eng.NodeID() }
+
+// Shutdown stops accepting streams and closes every peer with
+// CloseGoingAway, ending streams without a close event so that clients
+// reconnect (to another instance). It returns when every peer is closed or
+// ctx is done. Call it before http.Server.Shutdown, which waits for handlers
+// to return and would otherwise wait for the streams.
+func (h *Handler) Shutdown(ctx context.Context) error { return h.eng.Shutdown(ctx) }
