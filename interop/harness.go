@@ -116,6 +116,7 @@ type requestLog struct {
 
 // loggedRequest is one request seen by a requestLog.
 type loggedRequest struct {
+	Proto       string // "HTTP/1.1", "HTTP/2.0"
 	Method      string
 	LastEventID string // Last-Event-ID
 	PeerID      string // x-crossws-id
@@ -129,6 +130,7 @@ type loggedRequest struct {
 func (l *requestLog) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &loggedRequest{
+			Proto:       r.Proto,
 			Method:      r.Method,
 			LastEventID: r.Header.Get("Last-Event-ID"),
 			PeerID:      r.Header.Get("X-Crossws-Id"),

@@ -343,6 +343,13 @@ func (s *testServer) wsURL() string { return "ws" + strings.TrimPrefix(s.url, "h
 // test ends.
 func startServer(t *testing.T, cfg handler.Config, routes func(mux *http.ServeMux)) *testServer {
 	t.Helper()
+	return startServerWith(t, cfg, routes, false)
+}
+
+// startServerWith is startServer, over HTTPS with HTTP/2 when tls is true
+// (browsers stream request bodies only over HTTP/2).
+func startServerWith(t *testing.T, cfg handler.Config, routes func(mux *http.ServeMux), tls bool) *testServer {
+	t.Helper()
 	s := &testServer{log: new(requestLog), logs: new(syncBuffer)}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -357,7 +364,13 @@ func startServer(t *testing.T, cfg handler.Config, routes func(mux *http.ServeMu
 	if routes != nil {
 		routes(mux)
 	}
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewUnstartedServer(mux)
+	if tls {
+		srv.EnableHTTP2 = true
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	s.base = srv.URL
 	s.url = srv.URL + "/sse"
 	t.Cleanup(func() {
@@ -380,8 +393,8 @@ func startServer(t *testing.T, cfg handler.Config, routes func(mux *http.ServeMu
 func (l *requestLog) String() string {
 	var b strings.Builder
 	for _, r := range l.requests("") {
-		fmt.Fprintf(&b, "\n\t%s last-event-id=%q x-crossws-id=%q content-type=%q → %d body=%q done=%v",
-			r.Method, r.LastEventID, r.PeerID, r.ContentType, r.Status, r.Body, r.Done)
+		fmt.Fprintf(&b, "\n\t%s %s last-event-id=%q x-crossws-id=%q content-type=%q → %d body=%q done=%v",
+			r.Proto, r.Method, r.LastEventID, r.PeerID, r.ContentType, r.Status, r.Body, r.Done)
 	}
 	return b.String()
 }

@@ -1,0 +1,362 @@
+package interop
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/ssebridge/ssebridge/handler"
+)
+
+// startBrowser starts a headless Chromium with a fresh profile and returns
+// a context holding it. Pages are opened with newPage. The browser ends with
+// ctx or the test.
+func startBrowser(t *testing.T, ctx context.Context, extra ...chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
+	path := requireChromium(t)
+	profile, err := os.MkdirTemp("", "ssebridge-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	output := new(syncBuffer)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(profile),
+		chromedp.CombinedOutput(output),
+	)
+	opts = append(opts, extra...)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	browser, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		cancelBrowser()
+		cancelAlloc() // waits for the browser process
+		removeProfile(t, profile)
+		if t.Failed() {
+			t.Logf("chromium output:\n%s", output.String())
+		}
+	})
+	if err := chromedp.Do(browser); err != nil { // starts the browser
+		t.Fatalf("start %s: %v", path, err)
+	}
+	return browser
+}
+
+// removeProfile removes a browser profile; Chromium's helper processes may
+// still write into it for a moment after the browser exits.
+func removeProfile(t *testing.T, dir string) {
+	var err error
+	for range 50 {
+		if err = os.RemoveAll(dir); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("cannot remove browser profile %s: %v", dir, err)
+}
+
+// newPage opens a tab in a new browser context (its own cookies, cache and
+// connections, like a separate browser profile) and returns its context.
+func newPage(t *testing.T, browser context.Context) context.Context {
+	t.Helper()
+	page, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	if err := chromedp.Do(page); err != nil {
+		t.Fatalf("open a page: %v", err)
+	}
+	return page
+}
+
+// poll waits until the JavaScript expression is truthy in the page. It polls
+// on a timer: requestAnimationFrame, chromedp's default, may not run in a
+// page that is not in front.
+func poll(page context.Context, expr string) error {
+	_, err := chromedp.Run(page, chromedp.Poll[bool](expr,
+		chromedp.WithPollingInterval(20*time.Millisecond),
+		chromedp.WithPollingTimeout(20*time.Second)))
+	return err
+}
+
+// chatLine is one entry of #messages in the chat page.
+type chatLine struct {
+	From string `json:"from"`
+	Text string `json:"text"`
+	Self bool   `json:"self"`
+}
+
+// peerEntry is one entry of #peers in the chat page.
+type peerEntry struct {
+	ID   string `json:"id"`
+	Text string `json:"text"`
+}
+
+// TestChromiumChat: two pages of examples/chat, in two browser contexts of
+// a real headless Chromium, join the room, see each other in the member
+// list and exchange messages. The page uses a plain EventSource and fetch.
+func TestChromiumChat(t *testing.T) {
+	ctx := testContext(t)
+	requireChromium(t)
+	base := startChat(t, ctx)
+	browser := startBrowser(t, ctx)
+	pages := map[string]context.Context{"alice": newPage(t, browser), "bob": newPage(t, browser)}
+	if a, b := chromedp.FromContext(pages["alice"]).BrowserContextID, chromedp.FromContext(pages["bob"]).BrowserContextID; a == "" || a == b {
+		t.Fatalf("browser contexts %q and %q: want two distinct ones", a, b)
+	}
+
+	for _, name := range []string{"alice", "bob"} {
+		err := chromedp.Do(pages[name],
+			chromedp.Navigate(base+"/"),
+			chromedp.SendKeys(chromedp.ID("name"), name),
+			chromedp.Click(chromedp.ID("connect")),
+			chromedp.WaitReady(chromedp.CSS(`#status[data-state="open"]`)),
+			chromedp.WaitEnabled(chromedp.ID("send")), // enabled on crossws-id
+		)
+		if err != nil {
+			t.Fatalf("%s: join: %v", name, err)
+		}
+	}
+
+	// Both pages list both members, each marking itself: two peers, so two
+	// separate EventSource streams.
+	const listPeers = `[...document.querySelectorAll("#peers li")].map(li => ({id: li.dataset.id, text: li.textContent}))`
+	wantText := map[string][]string{"alice": {"alice (you)", "bob"}, "bob": {"alice", "bob (you)"}}
+	ids := map[string][]string{}
+	for _, name := range []string{"alice", "bob"} {
+		if err := poll(pages[name], `document.querySelectorAll("#peers li").length === 2`); err != nil {
+			t.Fatalf("%s: waiting for two members: %v", name, err)
+		}
+		peers, err := chromedp.Run(pages[name], chromedp.Evaluate[[]peerEntry](listPeers))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var text []string
+		for _, p := range peers {
+			text = append(text, p.Text)
+			ids[name] = append(ids[name], p.ID)
+		}
+		if !slices.Equal(text, wantText[name]) {
+			t.Errorf("%s's member list %q, want %q", name, text, wantText[name])
+		}
+	}
+	if !slices.Equal(ids["alice"], ids["bob"]) || len(ids["alice"]) != 2 || ids["alice"][0] == ids["alice"][1] {
+		t.Errorf("member ids: alice's page %q, bob's page %q: want the same two distinct ids", ids["alice"], ids["bob"])
+	}
+
+	// alice writes first; bob answers once alice's message is on both pages,
+	// so that both pages must show the same order.
+	say := map[string]string{"alice": "héllo from alice ✓", "bob": "bob's reply <b>not bold</b>"}
+	want := []chatLine{{From: "alice", Text: say["alice"]}, {From: "bob", Text: say["bob"]}}
+	for i, name := range []string{"alice", "bob"} {
+		if err := chromedp.Do(pages[name],
+			chromedp.SendKeys(chromedp.ID("text"), say[name]),
+			chromedp.Click(chromedp.ID("send")),
+		); err != nil {
+			t.Fatalf("%s: send: %v", name, err)
+		}
+		for _, page := range pages {
+			if err := poll(page, `document.querySelectorAll("#messages li").length >= `+strconv.Itoa(i+1)); err != nil {
+				t.Fatalf("waiting for %s's message: %v", name, err)
+			}
+		}
+	}
+	const listMessages = `[...document.querySelectorAll("#messages li")].map(li => ({
+		from: li.querySelector(".from").textContent,
+		text: li.querySelector(".text").textContent,
+		self: li.classList.contains("self")}))`
+	for _, name := range []string{"alice", "bob"} {
+		lines, err := chromedp.Run(pages[name], chromedp.Evaluate[[]chatLine](listMessages))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := slices.Clone(want)
+		for i := range w {
+			w[i].Self = w[i].From == name
+		}
+		if !slices.Equal(lines, w) {
+			t.Errorf("%s's page shows %+v, want %+v", name, lines, w)
+		}
+		state, err := chromedp.Run(pages[name], chromedp.Evaluate[string](`document.getElementById("status").dataset.state`))
+		if err != nil || state != "open" {
+			t.Errorf("%s's status is %q (%v), want open", name, state, err)
+		}
+	}
+}
+
+// crosswsPage loads crossws's WebSocketSSE client (served from
+// interop/node/node_modules) as an ES module in the browser. The page
+// records what happens in window.__log, and keeps the EventSource that the
+// client creates in window.__es.
+const crosswsPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>crossws in Chromium</title></head>
+<body>
+<script>
+window.__log = [];
+window.__es = [];
+// Keep a handle on the EventSource that WebSocketSSE creates privately.
+window.EventSource = class extends EventSource {
+  constructor(...args) { super(...args); window.__es.push(this); }
+};
+</script>
+<script type="module">
+import { WebSocketSSE } from "/crossws/sse.mjs";
+const log = (e) => window.__log.push(e);
+const ws = new WebSocketSSE(location.origin.replace(/^http/, "ws") + "/sse", { stream: STREAM });
+ws.addEventListener("open", () => {
+  log({ event: "open" });
+  ws.send(SEND).then(() => log({ event: "sent" }), (err) => log({ event: "send-error", data: String(err) }));
+}, { once: true });
+ws.addEventListener("message", (e) => log({ event: "message", data: e.data }));
+ws.addEventListener("close", () => log({ event: "close" }));
+</script>
+</body></html>`
+
+// pageEvent is one entry of window.__log.
+type pageEvent struct {
+	Event string `json:"event"`
+	Data  string `json:"data"`
+}
+
+// TestCrosswsInChromium: crossws's WebSocketSSE client, loaded as an ES
+// module in a real Chromium (whose native EventSource it uses), in
+// { stream: false } mode against an in-process server: it gets the Open
+// hook's welcome, sends a multi-line message that reaches the Message hook,
+// gets the reply, and fires its close event when the server closes the peer;
+// the browser's EventSource then stops after one 204.
+func TestCrosswsInChromium(t *testing.T) { testCrosswsInChromium(t, false) }
+
+// TestCrosswsStreamModeInChromium is TestCrosswsInChromium with crossws's
+// default stream mode, where the client sends on one streamed fetch upload.
+// Browsers stream request bodies only over HTTP/2, so the server runs HTTPS
+// with HTTP/2 (its test certificate is not checked).
+func TestCrosswsStreamModeInChromium(t *testing.T) { testCrosswsInChromium(t, true) }
+
+func testCrosswsInChromium(t *testing.T, stream bool) {
+	ctx := testContext(t)
+	requireChromium(t)
+	module := filepath.Join(nodeDir(), "node_modules", "crossws", "dist", "websocket", "sse.mjs")
+	if _, err := os.Stat(module); err != nil {
+		missingTool(t, fmt.Errorf("%s is missing: run `npm ci --prefix interop/node`", module))
+	}
+	const send = "hello from chromium\nline 2 ✓ 🌍"
+	ups := newRecorder[upstream]()
+	closes := newRecorder[closeCall]()
+	s := startServerWith(t, handler.Config{
+		Retry:          100 * time.Millisecond,
+		ReconnectGrace: 10 * time.Second,
+		Hooks: handler.Hooks{
+			Open: func(p *handler.Peer) { _ = p.SendText("welcome\nto ssebridge") },
+			Message: func(p *handler.Peer, m handler.Message) {
+				ups.add(upstream{p.ID(), m.Text()})
+				_ = p.SendText("echo: " + m.Text())
+			},
+			Close: func(p *handler.Peer, d handler.CloseDetails) { closes.add(closeCall{p.ID(), d}) },
+		},
+	}, func(mux *http.ServeMux) {
+		quoted, _ := json.Marshal(send)
+		page := strings.NewReplacer("SEND", string(quoted), "STREAM", strconv.FormatBool(stream)).Replace(crosswsPage)
+		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = io.WriteString(w, page)
+		})
+		mux.HandleFunc("GET /crossws/sse.mjs", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+			http.ServeFile(w, r, module)
+		})
+	}, stream)
+	var extra []chromedp.ExecAllocatorOption
+	if stream {
+		extra = append(extra, chromedp.IgnoreCertErrors)
+	}
+	page := newPage(t, startBrowser(t, ctx, extra...))
+	if err := chromedp.Do(page, chromedp.Navigate(s.base+"/")); err != nil {
+		t.Fatal(err)
+	}
+	pageLog := func() []pageEvent {
+		evs, err := chromedp.Run(page, chromedp.Evaluate[[]pageEvent](`window.__log`))
+		if err != nil {
+			t.Fatalf("read the page's log: %v", err)
+		}
+		return evs
+	}
+	if err := poll(page, `window.__log.filter(e => e.event === "message").length >= 2`); err != nil {
+		t.Fatalf("waiting for the welcome and the echo: %v; page log: %+v", err, pageLog())
+	}
+	got, err := ups.waitFor(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := got[0].Peer
+	if want := []upstream{{peer, send}}; !slices.Equal(got, want) {
+		t.Errorf("Message hook got %q, want %q", got, want)
+	}
+	want := []pageEvent{
+		{Event: "open"},
+		{Event: "message", Data: "welcome\nto ssebridge"},
+		{Event: "message", Data: "echo: " + send},
+	}
+	evs := slices.DeleteFunc(pageLog(), func(e pageEvent) bool { return e.Event == "sent" })
+	if !slices.Equal(evs, want) {
+		t.Errorf("page saw %+v, want %+v", evs, want)
+	}
+
+	// The server closes the peer: the page's client fires close, and the
+	// browser's EventSource, reconnecting with <peer>.closed, gets 204 and
+	// stops.
+	p, ok := s.h.Peer(peer)
+	if !ok {
+		t.Fatalf("peer %s not found", peer)
+	}
+	_ = p.Close(4001, "bye from go")
+	if err := poll(page, `window.__log.some(e => e.event === "close") && window.__es.length === 1 && window.__es[0].readyState === EventSource.CLOSED`); err != nil {
+		t.Fatalf("waiting for the close event and the EventSource to close: %v; page log: %+v; requests:%s", err, pageLog(), s.log)
+	}
+	if _, err := closes.waitFor(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := closes.all(), []closeCall{{peer, handler.CloseDetails{Code: 4001, Reason: "bye from go"}}}; !slices.Equal(got, want) {
+		t.Errorf("Close hook calls %v, want %v", got, want)
+	}
+	var gets []string
+	for _, r := range s.log.requests("GET") {
+		gets = append(gets, fmt.Sprintf("%q→%d", r.LastEventID, r.Status))
+	}
+	if want := []string{`""→200`, fmt.Sprintf("%q→204", peer+".closed")}; !slices.Equal(gets, want) {
+		t.Errorf("stream requests %v, want %v", gets, want)
+	}
+	// One upload: a POST per message, or the one streamed upload, which
+	// ends when the peer closes.
+	if err := waitUntil(ctx, func() bool {
+		posts := s.log.requests("POST")
+		return len(posts) > 0 && posts[len(posts)-1].Done
+	}); err != nil {
+		t.Fatalf("waiting for the upload to end: %v; requests:%s", err, s.log)
+	}
+	var posts []string
+	for _, r := range s.log.requests("POST") {
+		posts = append(posts, fmt.Sprintf("%s %s %s %q", r.Proto, r.PeerID, r.ContentType, r.Body))
+	}
+	wantPost := fmt.Sprintf("HTTP/1.1 %s %s %q", peer, "text/plain;charset=UTF-8", send)
+	if stream {
+		wantPost = fmt.Sprintf("HTTP/2.0 %s %s %q", peer, "application/octet-stream", send)
+	}
+	if want := []string{wantPost}; !slices.Equal(posts, want) {
+		t.Errorf("uploads %q, want %q", posts, want)
+	}
+}
