@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,9 +202,11 @@ func TestChromiumChat(t *testing.T) {
 }
 
 // crosswsPage loads crossws's WebSocketSSE client (served from
-// interop/node/node_modules) as an ES module in the browser. The page
-// records what happens in window.__log, and keeps the EventSource that the
-// client creates in window.__es.
+// interop/node/node_modules) as an ES module in the browser, connects to URL
+// (a JavaScript expression) and sends SEND (a JSON string) once open, in
+// stream mode if STREAM is true. The page records what happens in
+// window.__log, and keeps the EventSource that the client creates in
+// window.__es. Fill it in with crosswsPageFor.
 const crosswsPage = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>crossws in Chromium</title></head>
 <body>
@@ -217,7 +221,7 @@ window.EventSource = class extends EventSource {
 <script type="module">
 import { WebSocketSSE } from "/crossws/sse.mjs";
 const log = (e) => window.__log.push(e);
-const ws = new WebSocketSSE(location.origin.replace(/^http/, "ws") + "/sse", { stream: STREAM });
+const ws = new WebSocketSSE(URL, { stream: STREAM });
 ws.addEventListener("open", () => {
   log({ event: "open" });
   ws.send(SEND).then(() => log({ event: "sent" }), (err) => log({ event: "send-error", data: String(err) }));
@@ -226,6 +230,39 @@ ws.addEventListener("message", (e) => log({ event: "message", data: e.data }));
 ws.addEventListener("close", () => log({ event: "close" }));
 </script>
 </body></html>`
+
+// crosswsPageFor fills in crosswsPage.
+func crosswsPageFor(urlExpr, send string, stream bool) string {
+	quoted, _ := json.Marshal(send)
+	return strings.NewReplacer("URL", urlExpr, "SEND", string(quoted), "STREAM", strconv.FormatBool(stream)).Replace(crosswsPage)
+}
+
+// servePage serves an HTML page at pattern.
+func servePage(mux *http.ServeMux, pattern, page string) {
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, page)
+	})
+}
+
+// serveCrossws serves crossws's sse.mjs at /crossws/sse.mjs.
+func serveCrossws(mux *http.ServeMux, module string) {
+	mux.HandleFunc("GET /crossws/sse.mjs", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		http.ServeFile(w, r, module)
+	})
+}
+
+// crosswsModule returns the path of crossws's sse.mjs, or skips (fails on
+// CI) if it is not installed.
+func crosswsModule(t *testing.T) string {
+	t.Helper()
+	module := filepath.Join(nodeDir(), "node_modules", "crossws", "dist", "websocket", "sse.mjs")
+	if _, err := os.Stat(module); err != nil {
+		missingTool(t, fmt.Errorf("%s is missing: run `npm ci --prefix interop/node`", module))
+	}
+	return module
+}
 
 // pageEvent is one entry of window.__log.
 type pageEvent struct {
@@ -250,10 +287,7 @@ func TestCrosswsStreamModeInChromium(t *testing.T) { testCrosswsInChromium(t, tr
 func testCrosswsInChromium(t *testing.T, stream bool) {
 	ctx := testContext(t)
 	requireChromium(t)
-	module := filepath.Join(nodeDir(), "node_modules", "crossws", "dist", "websocket", "sse.mjs")
-	if _, err := os.Stat(module); err != nil {
-		missingTool(t, fmt.Errorf("%s is missing: run `npm ci --prefix interop/node`", module))
-	}
+	module := crosswsModule(t)
 	const send = "hello from chromium\nline 2 ✓ 🌍"
 	ups := newRecorder[upstream]()
 	closes := newRecorder[closeCall]()
@@ -269,16 +303,8 @@ func testCrosswsInChromium(t *testing.T, stream bool) {
 			Close: func(p *handler.Peer, d handler.CloseDetails) { closes.add(closeCall{p.ID(), d}) },
 		},
 	}, func(mux *http.ServeMux) {
-		quoted, _ := json.Marshal(send)
-		page := strings.NewReplacer("SEND", string(quoted), "STREAM", strconv.FormatBool(stream)).Replace(crosswsPage)
-		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			_, _ = io.WriteString(w, page)
-		})
-		mux.HandleFunc("GET /crossws/sse.mjs", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-			http.ServeFile(w, r, module)
-		})
+		servePage(mux, "GET /{$}", crosswsPageFor(`location.origin.replace(/^http/, "ws") + "/sse"`, send, stream))
+		serveCrossws(mux, module)
 	}, stream)
 	var extra []chromedp.ExecAllocatorOption
 	if stream {
@@ -358,5 +384,106 @@ func testCrosswsInChromium(t *testing.T, stream bool) {
 	}
 	if want := []string{wantPost}; !slices.Equal(posts, want) {
 		t.Errorf("uploads %q, want %q", posts, want)
+	}
+}
+
+// TestChromiumCrossOrigin: a page from one origin uses crossws's
+// WebSocketSSE ({stream:false}) against servers on other origins. The
+// server that lists the page's origin in AllowedOrigins works: the stream,
+// the CORS preflight for the x-crossws-id header and the POST. After a
+// server-side close the browser's EventSource stops. The server that does
+// not list it answers 403 and opens no peer, and the EventSource gives up.
+func TestChromiumCrossOrigin(t *testing.T) {
+	ctx := testContext(t)
+	requireChromium(t)
+	module := crosswsModule(t)
+	ups := newRecorder[upstream]()
+	var refusedOpens atomic.Int32
+	pages := httptest.NewServer(nil) // its handler is set below, once the origins are known
+	t.Cleanup(pages.Close)
+	allowed := startServer(t, handler.Config{
+		AllowedOrigins: []string{pages.URL},
+		Retry:          100 * time.Millisecond,
+		Hooks: handler.Hooks{
+			Message: func(p *handler.Peer, m handler.Message) {
+				ups.add(upstream{p.ID(), m.Text()})
+				_ = p.SendText("echo: " + m.Text())
+			},
+		},
+	}, nil)
+	refused := startServer(t, handler.Config{
+		AllowedOrigins: []string{"http://elsewhere.example"},
+		Retry:          100 * time.Millisecond,
+		Hooks:          handler.Hooks{Open: func(*handler.Peer) { refusedOpens.Add(1) }},
+	}, nil)
+	mux := http.NewServeMux()
+	quoted := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	servePage(mux, "GET /allowed", crosswsPageFor(quoted(allowed.wsURL()), "from another origin", false))
+	servePage(mux, "GET /refused", crosswsPageFor(quoted(refused.wsURL()), "should not arrive", false))
+	serveCrossws(mux, module)
+	pages.Config.Handler = mux
+
+	browser := startBrowser(t, ctx)
+	tab := newPage(t, browser)
+	if err := chromedp.Do(tab, chromedp.Navigate(pages.URL+"/allowed")); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll(tab, `window.__log.some(e => e.event === "message")`); err != nil {
+		t.Fatalf("allowed origin: waiting for the echo: %v; requests:%s", err, allowed.log)
+	}
+	got, err := ups.waitFor(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := got[0].Peer
+	if want := []upstream{{peer, "from another origin"}}; !slices.Equal(got, want) {
+		t.Errorf("Message hook got %q, want %q", got, want)
+	}
+	var preflights int
+	for _, r := range allowed.log.requests("OPTIONS") {
+		if r.Status == http.StatusNoContent {
+			preflights++
+		}
+	}
+	if preflights == 0 {
+		t.Errorf("no CORS preflight answered 204; requests:%s", allowed.log)
+	}
+	p, ok := allowed.h.Peer(peer)
+	if !ok {
+		t.Fatalf("peer %s not found", peer)
+	}
+	_ = p.Close(4000, "bye")
+	if err := poll(tab, `window.__log.some(e => e.event === "close") && window.__es[0].readyState === EventSource.CLOSED`); err != nil {
+		t.Fatalf("allowed origin: waiting for close: %v; requests:%s", err, allowed.log)
+	}
+	var gets []string
+	for _, r := range allowed.log.requests("GET") {
+		gets = append(gets, fmt.Sprintf("%q→%d", r.LastEventID, r.Status))
+	}
+	if want := []string{`""→200`, fmt.Sprintf("%q→204", peer+".closed")}; !slices.Equal(gets, want) {
+		t.Errorf("allowed origin: stream requests %v, want %v", gets, want)
+	}
+
+	tab2 := newPage(t, browser)
+	if err := chromedp.Do(tab2, chromedp.Navigate(pages.URL+"/refused")); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll(tab2, `window.__es.length === 1 && window.__es[0].readyState === EventSource.CLOSED`); err != nil {
+		t.Fatalf("refused origin: waiting for the EventSource to give up: %v; requests:%s", err, refused.log)
+	}
+	reqs := refused.log.requests("")
+	if len(reqs) == 0 {
+		t.Errorf("refused origin: the server saw no request")
+	}
+	for _, r := range reqs {
+		if r.Status != http.StatusForbidden {
+			t.Errorf("refused origin: %s answered %d, want 403", r.Method, r.Status)
+		}
+	}
+	if n := refusedOpens.Load(); n != 0 {
+		t.Errorf("refused origin: Open ran %d times", n)
+	}
+	if evs, err := chromedp.Run(tab2, chromedp.Evaluate[[]pageEvent](`window.__log`)); err != nil || slices.ContainsFunc(evs, func(e pageEvent) bool { return e.Event == "open" || e.Event == "message" }) {
+		t.Errorf("refused origin: page saw %+v (%v), want no open and no message", evs, err)
 	}
 }

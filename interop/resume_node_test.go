@@ -48,7 +48,7 @@ func TestEventSourceResume(t *testing.T) {
 		},
 	}, nil)
 
-	proc := startNode(t, ctx, "es-resume.mjs", map[string]any{"url": s.url})
+	proc := startNode(t, ctx, "eventsource.mjs", map[string]any{"url": s.url})
 	var evs []nodeEvent
 	for {
 		ev, ok := proc.Next(ctx)

@@ -17,10 +17,10 @@ export function finish(code = 0) {
   process.stdout.write("", () => process.exit(code));
 }
 
-/** Fails the script with a message on stderr. */
+/** Fails the script with a message on stderr; does not return. */
 export function fail(message) {
   process.stderr.write(`${script}: ${message}\n`);
-  finish(1);
+  process.exit(1);
 }
 
 /**

@@ -1,7 +1,6 @@
-// A plain EventSource (npm eventsource) plus fetch on the native endpoint,
-// across server-forced reconnections.
+// A plain EventSource (npm eventsource) plus fetch on the native endpoint.
 //
-//   node es-resume.mjs '{"url":"http://127.0.0.1:PORT/sse"}'
+//   node eventsource.mjs '{"url":"http://127.0.0.1:PORT/sse"}'
 //
 // Prints every stream request ({"event":"get","lastEventId","status"}), every
 // crossws-id and message event with its lastEventId, and after each
