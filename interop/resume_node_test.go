@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ssebridge/ssebridge/handler"
 )
@@ -388,4 +390,60 @@ func waitUntil(ctx context.Context, cond func() bool) error {
 		}
 	}
 	return nil
+}
+
+// TestCrosswsStreamModeBurst: crossws's client in stream mode sends 300
+// messages back to back (some with 2-, 3- and 4-byte characters), then one
+// of 80 000 bytes, larger than MaxMessageSize. Chunk boundaries do not
+// survive HTTP, so messages may merge or split (crossws's own server
+// behaves the same); what must hold is that every byte arrives, in order,
+// that no message is larger than MaxMessageSize, and that no message ends
+// or starts inside a UTF-8 sequence.
+func TestCrosswsStreamModeBurst(t *testing.T) {
+	requireNode(t)
+	ctx := testContext(t)
+	var send []string
+	for i := range 300 {
+		send = append(send, fmt.Sprintf("msg %d é€🌍;", i))
+	}
+	big := strings.Repeat("é", 40000)
+	want := strings.Join(send, "") + big
+	ups := newRecorder[upstream]()
+	var total atomic.Int64
+	s := startServer(t, handler.Config{
+		Hooks: handler.Hooks{
+			Message: func(p *handler.Peer, m handler.Message) {
+				ups.add(upstream{p.ID(), m.Text()})
+				if total.Add(int64(len(m.Text()))) == int64(len(want)) {
+					_ = p.SendText("all received")
+				}
+			},
+		},
+	}, nil)
+	evs, err := startNode(t, ctx, "crossws-burst.mjs", map[string]any{
+		"url": s.wsURL(), "send": send, "repeat": []any{"é", 40000},
+	}).Collect(ctx)
+	if err != nil {
+		t.Fatalf("%v; server got %d of %d bytes\nevents:%s", err, total.Load(), len(want), dump(evs))
+	}
+	got := ups.all()
+	var b strings.Builder
+	for i, u := range got {
+		if u.Peer != got[0].Peer {
+			t.Errorf("message %d from peer %s, the first from %s", i+1, u.Peer, got[0].Peer)
+		}
+		if len(u.Text) > 64<<10 || !utf8.ValidString(u.Text) {
+			t.Errorf("message %d: %d bytes, valid UTF-8 %v (starts %q, ends %q)", i+1, len(u.Text), utf8.ValidString(u.Text), u.Text[:min(8, len(u.Text))], u.Text[max(0, len(u.Text)-8):])
+		}
+		b.WriteString(u.Text)
+	}
+	if joined := b.String(); joined != want {
+		i := 0
+		for i < min(len(joined), len(want)) && joined[i] == want[i] {
+			i++
+		}
+		t.Errorf("the messages joined (%d bytes) differ from what was sent (%d bytes) at byte %d: got %q, want %q",
+			len(joined), len(want), i, joined[i:min(i+20, len(joined))], want[i:min(i+20, len(want))])
+	}
+	t.Logf("%d sends arrived as %d messages", len(send)+1, len(got))
 }
