@@ -352,7 +352,7 @@ func startServerWith(t *testing.T, cfg handler.Config, routes func(mux *http.Ser
 	t.Helper()
 	s := &testServer{log: new(requestLog), logs: new(syncBuffer)}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		cfg.Logger = bufferLogger(s.logs)
 	}
 	h, err := handler.New(cfg)
 	if err != nil {
@@ -442,4 +442,10 @@ func (r *recorder[T]) waitFor(ctx context.Context, n int) ([]T, error) {
 			return r.all(), fmt.Errorf("waiting for %d hook calls: %w", n, ctx.Err())
 		}
 	}
+}
+
+// bufferLogger returns a logger writing to buf, which tests show only if
+// they fail.
+func bufferLogger(buf *syncBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

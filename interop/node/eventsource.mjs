@@ -6,7 +6,9 @@
 // crossws-id and message event with its lastEventId, and after each
 // crossws-id POSTs "hello <k>" (k counts the crossws-id events) with the id
 // in x-crossws-id ({"event":"post","data","status"}). It closes the
-// EventSource and exits when a message "done" arrives.
+// EventSource and exits when a message "done" arrives, or, with
+// "exitOnGiveUp": true, when the EventSource gives up reconnecting
+// ({"event":"gave-up"}).
 
 import { EventSource } from "eventsource";
 import { config, emit, fail, finish, loggingFetch } from "./lib.mjs";
@@ -18,9 +20,13 @@ const cfg = config(() => JSON.stringify({ hellos, messages }));
 
 const es = new EventSource(cfg.url, { fetch: loggingFetch });
 es.addEventListener("open", () => emit({ event: "open" }));
-es.addEventListener("error", (e) =>
-  emit({ event: "error", status: e.code ?? 0, message: e.message ?? "", readyState: es.readyState }),
-);
+es.addEventListener("error", (e) => {
+  emit({ event: "error", status: e.code ?? 0, message: e.message ?? "", readyState: es.readyState });
+  if (cfg.exitOnGiveUp && es.readyState === EventSource.CLOSED) {
+    emit({ event: "gave-up" });
+    Promise.all(posts).then(() => finish(0));
+  }
+});
 es.addEventListener("crossws-id", (e) => {
   const k = ++hellos;
   emit({ event: "crossws-id", data: e.data, lastEventId: e.lastEventId });
