@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -201,30 +202,45 @@ func firstDiff(got, want []string) string {
 }
 
 // TestCrosswsResumeKeepsPeer: crossws's WebSocketSSE client in stream mode,
-// with streams the server ends every 700 ms. After each resume the client
+// with streams the server ends every 400 ms. After each resume the client
 // gets the crossws-id event again (same id) and opens a new streamed upload;
 // what it sends on the new upload must reach the Message hook of the same
-// peer, and the server's replies must reach the client.
+// peer, and the server's replies must reach the client. The client never
+// ends its old uploads; with 6 rounds the server ends the oldest ones
+// (MaxUploads is 4), which must not disturb the current one. Heartbeats run
+// every 50 ms meanwhile.
 func TestCrosswsResumeKeepsPeer(t *testing.T) {
 	requireNode(t)
 	ctx := testContext(t)
+	const rounds = 6
 	var opens, resumes atomic.Int32
 	ups := newRecorder[upstream]()
-	s := startServer(t, handler.Config{
-		MaxStreamDuration: 700 * time.Millisecond,
+	// Before answering the last ping, while the client still holds all its
+	// uploads open, the server records which uploads had ended.
+	var s *testServer
+	endedBeforeLast := make(chan []int, 1)
+	s = startServer(t, handler.Config{
+		MaxStreamDuration: 400 * time.Millisecond,
 		Retry:             100 * time.Millisecond,
 		ReconnectGrace:    10 * time.Second,
+		Heartbeat:         50 * time.Millisecond,
+		MaxUploads:        4,
 		Hooks: handler.Hooks{
 			Open:   func(*handler.Peer) { opens.Add(1) },
 			Resume: func(*handler.Peer) { resumes.Add(1) },
 			Message: func(p *handler.Peer, m handler.Message) {
 				ups.add(upstream{p.ID(), m.Text()})
+				if m.Text() == fmt.Sprintf("ping %d", rounds) {
+					wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+					_ = waitUntil(wctx, func() bool { return len(endedUploads(s.log)) >= rounds-4 })
+					cancel()
+					endedBeforeLast <- endedUploads(s.log)
+				}
 				_ = p.SendText("pong " + m.Text())
 			},
 		},
 	}, nil)
 
-	const rounds = 3
 	evs, err := startNode(t, ctx, "crossws-resume.mjs", map[string]any{"url": s.wsURL(), "rounds": rounds}).Collect(ctx)
 	if err != nil {
 		t.Fatalf("%v\nevents:%s", err, dump(evs))
@@ -263,6 +279,16 @@ func TestCrosswsResumeKeepsPeer(t *testing.T) {
 
 	// One streamed upload per crossws-id event, each carrying the ping of
 	// its round: after a resume, the client's sends travel on the new one.
+	// When the last ping arrived, the server had ended the 2 oldest (beyond
+	// MaxUploads; the client keeps them all open), and only those, with 200.
+	select {
+	case ended := <-endedBeforeLast:
+		if want := []int{1, 2}; !slices.Equal(ended, want) {
+			t.Errorf("uploads ended by the server before the last ping: %v, want %v; requests:%s", ended, want, s.log)
+		}
+	default:
+		t.Errorf("the last ping did not reach the Message hook")
+	}
 	posts := s.log.requests("POST")
 	if len(posts) < rounds {
 		t.Fatalf("server saw %d POSTs, want one streamed upload per round (%d):%s", len(posts), rounds, s.log)
@@ -274,6 +300,9 @@ func TestCrosswsResumeKeepsPeer(t *testing.T) {
 		}
 		if r.PeerID != peer || r.ContentType != "application/octet-stream" || string(r.Body) != want {
 			t.Errorf("POST %d: x-crossws-id %q, content-type %q, body %q; want %q, application/octet-stream, %q", k+1, r.PeerID, r.ContentType, r.Body, peer, want)
+		}
+		if r.Done && r.Status != http.StatusOK {
+			t.Errorf("POST %d ended with %d, want 200", k+1, r.Status)
 		}
 	}
 }
@@ -446,4 +475,85 @@ func TestCrosswsStreamModeBurst(t *testing.T) {
 			len(joined), len(want), i, joined[i:min(i+20, len(joined))], want[i:min(i+20, len(want))])
 	}
 	t.Logf("%d sends arrived as %d messages", len(send)+1, len(got))
+}
+
+// endedUploads returns the 1-based indexes of the POSTs whose handler
+// returned.
+func endedUploads(l *requestLog) []int {
+	var out []int
+	for i, r := range l.requests("POST") {
+		if r.Done {
+			out = append(out, i+1)
+		}
+	}
+	return out
+}
+
+// TestCrosswsCloseWhileAway: the server closes a peer while its client is
+// between two streams (MaxStreamDuration ended one, the client waits Retry
+// before reconnecting). The reconnection must get the close event (from the
+// tombstone the server keeps), so crossws's client fires close, and the
+// next reconnection gets 204 and the EventSource stops. Resume never runs.
+func TestCrosswsCloseWhileAway(t *testing.T) {
+	requireNode(t)
+	ctx := testContext(t)
+	ups := newRecorder[upstream]()
+	closes := newRecorder[closeCall]()
+	var resumes atomic.Int32
+	s := startServer(t, handler.Config{
+		MaxStreamDuration: 300 * time.Millisecond,
+		Retry:             500 * time.Millisecond,
+		ReconnectGrace:    10 * time.Second,
+		Hooks: handler.Hooks{
+			Resume:  func(*handler.Peer) { resumes.Add(1) },
+			Message: func(p *handler.Peer, m handler.Message) { ups.add(upstream{p.ID(), m.Text()}) },
+			Close:   func(p *handler.Peer, d handler.CloseDetails) { closes.add(closeCall{p.ID(), d}) },
+		},
+	}, nil)
+	proc := startNode(t, ctx, "crossws-close.mjs", map[string]any{"url": s.wsURL(), "quietMs": 1000})
+	got, err := ups.waitFor(ctx, 1)
+	if err != nil {
+		t.Fatalf("%v; requests:%s", err, s.log)
+	}
+	peer := got[0].Peer
+	p, ok := s.h.Peer(peer)
+	if !ok {
+		t.Fatalf("peer %s not found", peer)
+	}
+	if err := waitUntil(ctx, func() bool { return !p.Connected() }); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.Close(4002, "while away")
+
+	evs, err := proc.Collect(ctx)
+	if err != nil {
+		t.Fatalf("%v\nevents:%s", err, dump(evs))
+	}
+	if n := resumes.Load(); n != 0 {
+		t.Fatalf("Resume ran %d times: the client came back before the close, so this run did not test a close while away", n)
+	}
+	if calls, want := closes.all(), []closeCall{{peer, handler.CloseDetails{Code: 4002, Reason: "while away"}}}; !slices.Equal(calls, want) {
+		t.Errorf("Close hook calls %v, want %v", calls, want)
+	}
+	var sawClose, sawWSClose, gaveUp bool
+	for _, ev := range evs {
+		switch ev.Event {
+		case "sse-close":
+			sawClose = ev.Data == `{"code":4002,"reason":"while away"}` && ev.LastEventID == peer+".closed"
+		case "close":
+			sawWSClose = true
+		case "error":
+			gaveUp = gaveUp || (ev.Status == 204 && ev.ReadyState == 2)
+		}
+	}
+	if !sawClose || !sawWSClose || !gaveUp {
+		t.Errorf("want the close event with code 4002 and id %s.closed, WebSocketSSE's close event, and the EventSource closing on 204:%s", peer, dump(evs))
+	}
+	var gets []string
+	for _, r := range s.log.requests("GET") {
+		gets = append(gets, fmt.Sprintf("%q→%d", r.LastEventID, r.Status))
+	}
+	if want := []string{`""→200`, fmt.Sprintf("%q→200", peer+".0"), fmt.Sprintf("%q→204", peer+".closed")}; !slices.Equal(gets, want) {
+		t.Errorf("stream requests %v, want %v", gets, want)
+	}
 }
