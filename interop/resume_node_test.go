@@ -422,38 +422,48 @@ func waitUntil(ctx context.Context, cond func() bool) error {
 }
 
 // TestCrosswsStreamModeBurst: crossws's client in stream mode sends 300
-// messages back to back (some with 2-, 3- and 4-byte characters), then one
-// of 80 000 bytes, larger than MaxMessageSize. Chunk boundaries do not
-// survive HTTP, so messages may merge or split (crossws's own server
-// behaves the same); what must hold is that every byte arrives, in order,
-// that no message is larger than MaxMessageSize, and that no message ends
-// or starts inside a UTF-8 sequence.
+// messages back to back (some with 2-, 3- and 4-byte characters), then, each
+// alone, messages of 90 000 bytes of 3-byte characters and 100 000 bytes of
+// 4-byte ones, larger than MaxMessageSize. Chunk boundaries do not survive
+// HTTP, so messages may merge or split (crossws's own server behaves the
+// same); what must hold is that every byte arrives, in order, that no
+// message is larger than MaxMessageSize, and that no message ends or starts
+// inside a UTF-8 sequence (reads of a large message end at arbitrary
+// offsets, which the server must move back to a character boundary).
 func TestCrosswsStreamModeBurst(t *testing.T) {
 	requireNode(t)
 	ctx := testContext(t)
-	var send []string
+	var burst []any
+	var want strings.Builder
 	for i := range 300 {
-		send = append(send, fmt.Sprintf("msg %d é€🌍;", i))
+		m := fmt.Sprintf("msg %d é€🌍;", i)
+		burst = append(burst, m)
+		want.WriteString(m)
 	}
-	big := strings.Repeat("é", 40000)
-	want := strings.Join(send, "") + big
+	phases := [][]any{burst, {[]any{"€", 30000}}, {[]any{"🌍", 25000}}}
+	ends := []int{want.Len()} // total bytes at the end of each phase
+	want.WriteString(strings.Repeat("€", 30000))
+	ends = append(ends, want.Len())
+	want.WriteString(strings.Repeat("🌍", 25000))
+	ends = append(ends, want.Len())
+
 	ups := newRecorder[upstream]()
-	var total atomic.Int64
+	var total, phase atomic.Int64
 	s := startServer(t, handler.Config{
 		Hooks: handler.Hooks{
 			Message: func(p *handler.Peer, m handler.Message) {
 				ups.add(upstream{p.ID(), m.Text()})
-				if total.Add(int64(len(m.Text()))) == int64(len(want)) {
-					_ = p.SendText("all received")
+				n := total.Add(int64(m.Len()))
+				if k := phase.Load(); k < int64(len(ends)) && n == int64(ends[k]) {
+					phase.Add(1)
+					_ = p.SendText(fmt.Sprintf("received %d", k+1))
 				}
 			},
 		},
 	}, nil)
-	evs, err := startNode(t, ctx, "crossws-burst.mjs", map[string]any{
-		"url": s.wsURL(), "send": send, "repeat": []any{"é", 40000},
-	}).Collect(ctx)
+	evs, err := startNode(t, ctx, "crossws-burst.mjs", map[string]any{"url": s.wsURL(), "phases": phases}).Collect(ctx)
 	if err != nil {
-		t.Fatalf("%v; server got %d of %d bytes\nevents:%s", err, total.Load(), len(want), dump(evs))
+		t.Fatalf("%v; server got %d bytes, phase ends %v\nevents:%s", err, total.Load(), ends, dump(evs))
 	}
 	got := ups.all()
 	var b strings.Builder
@@ -466,7 +476,7 @@ func TestCrosswsStreamModeBurst(t *testing.T) {
 		}
 		b.WriteString(u.Text)
 	}
-	if joined := b.String(); joined != want {
+	if joined, want := b.String(), want.String(); joined != want {
 		i := 0
 		for i < min(len(joined), len(want)) && joined[i] == want[i] {
 			i++
@@ -474,19 +484,7 @@ func TestCrosswsStreamModeBurst(t *testing.T) {
 		t.Errorf("the messages joined (%d bytes) differ from what was sent (%d bytes) at byte %d: got %q, want %q",
 			len(joined), len(want), i, joined[i:min(i+20, len(joined))], want[i:min(i+20, len(want))])
 	}
-	t.Logf("%d sends arrived as %d messages", len(send)+1, len(got))
-}
-
-// endedUploads returns the 1-based indexes of the POSTs whose handler
-// returned.
-func endedUploads(l *requestLog) []int {
-	var out []int
-	for i, r := range l.requests("POST") {
-		if r.Done {
-			out = append(out, i+1)
-		}
-	}
-	return out
+	t.Logf("%d sends arrived as %d messages", len(burst)+2, len(got))
 }
 
 // TestCrosswsCloseWhileAway: the server closes a peer while its client is
@@ -556,4 +554,16 @@ func TestCrosswsCloseWhileAway(t *testing.T) {
 	if want := []string{`""→200`, fmt.Sprintf("%q→200", peer+".0"), fmt.Sprintf("%q→204", peer+".closed")}; !slices.Equal(gets, want) {
 		t.Errorf("stream requests %v, want %v", gets, want)
 	}
+}
+
+// endedUploads returns the 1-based indexes of the POSTs whose handler
+// returned.
+func endedUploads(l *requestLog) []int {
+	var out []int
+	for i, r := range l.requests("POST") {
+		if r.Done {
+			out = append(out, i+1)
+		}
+	}
+	return out
 }
