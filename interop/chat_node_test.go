@@ -1,7 +1,6 @@
 package interop
 
 import (
-	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -147,24 +146,3 @@ func presenceListed(evs []nodeEvent, names []string) bool {
 	}
 	return false
 }
-
-// texts returns the Text of each event.
-func texts(evs []nodeEvent) []string {
-	out := make([]string, len(evs))
-	for i, ev := range evs {
-		out[i] = ev.Text
-	}
-	return out
-}
-
-// datas returns the Data of each event.
-func datas(evs []nodeEvent) []string {
-	out := make([]string, len(evs))
-	for i, ev := range evs {
-		out[i] = ev.Data
-	}
-	return out
-}
-
-// eventID returns "<peer>.<n>".
-func eventID(peer string, n int) string { return fmt.Sprintf("%s.%d", peer, n) }

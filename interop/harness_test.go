@@ -449,3 +449,45 @@ func (r *recorder[T]) waitFor(ctx context.Context, n int) ([]T, error) {
 func bufferLogger(buf *syncBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// closeCall is one call of a Close hook.
+type closeCall struct {
+	Peer string
+	handler.CloseDetails
+}
+
+// waitUntil polls cond every 10 ms until it holds or ctx ends; for state
+// that has no event to wait on (a server's request log).
+func waitUntil(ctx context.Context, cond func() bool) error {
+	tk := time.NewTicker(10 * time.Millisecond)
+	defer tk.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tk.C:
+		}
+	}
+	return nil
+}
+
+// texts returns the Text of each event.
+func texts(evs []nodeEvent) []string {
+	out := make([]string, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.Text
+	}
+	return out
+}
+
+// datas returns the Data of each event.
+func datas(evs []nodeEvent) []string {
+	out := make([]string, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.Data
+	}
+	return out
+}
+
+// eventID returns "<peer>.<n>".
+func eventID(peer string, n int) string { return fmt.Sprintf("%s.%d", peer, n) }

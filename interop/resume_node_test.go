@@ -400,27 +400,6 @@ func TestCrosswsCloseEvent(t *testing.T) {
 	}
 }
 
-// closeCall is one call of a Close hook.
-type closeCall struct {
-	Peer string
-	handler.CloseDetails
-}
-
-// waitUntil polls cond every 10 ms until it holds or ctx ends; for state
-// that has no event to wait on (a server's request log).
-func waitUntil(ctx context.Context, cond func() bool) error {
-	tk := time.NewTicker(10 * time.Millisecond)
-	defer tk.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tk.C:
-		}
-	}
-	return nil
-}
-
 // TestCrosswsStreamModeBurst: crossws's client in stream mode sends 300
 // messages back to back (some with 2-, 3- and 4-byte characters), then, each
 // alone, messages of 90 000 bytes of 3-byte characters and 100 000 bytes of
