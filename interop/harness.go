@@ -17,9 +17,7 @@
 //
 // A test whose tool (node, those packages, Chromium) is missing skips with a
 // message saying what to install, except when the environment variable CI
-// is "true": then it fails, so that CI cannot pass by skipping. A test that
-// shows a known server bug skips with "server bug: …" unless
-// SSEBRIDGE_KNOWN_BUGS is set.
+// is "true": then it fails, so that CI cannot pass by skipping.
 package interop
 
 import (

@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/ssebridge/ssebridge/handler/engine"
+	"github.com/ssebridge/ssebridge/handler/sse"
 )
 
 // Defaults of Config.
@@ -161,8 +162,7 @@ func (p *Protocol) serveStream(x engine.Exchange, origin string) {
 		return
 	}
 	if p.e.ShuttingDown() {
-		x.SetHeader("Retry-After", "1")
-		engine.WriteError(x, http.StatusServiceUnavailable, "shutting down")
+		p.writeRetryLater(x, origin, "shutting down")
 		return
 	}
 
@@ -172,6 +172,7 @@ func (p *Protocol) serveStream(x engine.Exchange, origin string) {
 	if id, seq, closed, ok := parseEventID(x.Header("Last-Event-Id")); ok {
 		if closed {
 			// The client saw the close event; 204 makes EventSource stop.
+			engine.SetCORS(x, origin, "")
 			x.WriteHeader(http.StatusNoContent)
 			return
 		}
@@ -204,12 +205,10 @@ func (p *Protocol) serveStream(x engine.Exchange, origin string) {
 		var err error
 		st, err = p.e.Open(x.Context(), x, u, theCodec)
 		if err != nil {
-			status := http.StatusServiceUnavailable
-			x.SetHeader("Retry-After", "1")
-			engine.WriteError(x, status, "cannot open stream: "+err.Error())
 			if !errors.Is(err, engine.ErrShuttingDown) {
 				p.e.ReportError(nil, err)
 			}
+			p.writeRetryLater(x, origin, "cannot open a stream now")
 			return
 		}
 	}
@@ -230,6 +229,27 @@ func (p *Protocol) writeTombstone(x engine.Exchange, origin, id string, d engine
 	engine.SetCORS(x, origin, "")
 	x.WriteHeader(http.StatusOK)
 	_, _ = x.Write(appendCloseEvent(nil, id, d))
+	_ = x.Flush()
+}
+
+// retryLater is the reconnection delay suggested when a stream cannot be
+// served now.
+const retryLater = time.Second
+
+// writeRetryLater answers a stream request that cannot be served now
+// (shutting down, backend unavailable). Any status but 200 would make
+// EventSource give up for good, so the answer is an empty 200 stream that
+// sets the reconnection delay and ends: the client reconnects, through the
+// load balancer, to this instance once it recovers or to another one. The
+// peer the client may be resuming is not touched.
+func (p *Protocol) writeRetryLater(x engine.Exchange, origin, reason string) {
+	setStreamHeaders(x)
+	engine.SetCORS(x, origin, "")
+	x.WriteHeader(http.StatusOK)
+	b := sse.AppendComment(nil, reason)
+	b = sse.AppendRetry(b, retryLater)
+	b = sse.AppendEnd(b)
+	_, _ = x.Write(b)
 	_ = x.Flush()
 }
 
