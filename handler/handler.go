@@ -114,7 +114,9 @@ type Config struct {
 	// CloseSlowConsumer, without slowing anyone else.
 	QueueSize int
 	// ReplaySize bounds the bytes of written frames a peer keeps for a
-	// client that reconnects with Last-Event-ID. Default 256 KiB.
+	// client that reconnects with Last-Event-ID. Default 64 KiB (each frame
+	// counts its bytes plus 24; publications share their bytes between
+	// subscribers, so this bounds memory per peer from above).
 	ReplaySize int
 	// Heartbeat is how long a stream may stay idle before a comment is sent
 	// to keep proxies from closing it. Default 15 s; negative disables.

@@ -31,7 +31,9 @@ type Config struct {
 	// with CloseSlowConsumer.
 	QueueSize int
 	// ReplaySize bounds the bytes of already written frames a peer keeps for
-	// a client that resumes with Last-Event-ID (default 256 KiB).
+	// a client that resumes with Last-Event-ID (default 64 KiB). Each kept
+	// frame counts its bytes plus 24 bytes of bookkeeping, although frames of
+	// a publication are shared between its subscribers.
 	ReplaySize int
 	// Heartbeat is the idle interval after which a comment is written to
 	// keep proxies from cutting the stream (default 15 s; negative: never).

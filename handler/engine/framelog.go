@@ -15,11 +15,18 @@ type frameLog struct {
 	next  uint64   // seq the next appended frame gets
 
 	cursor   uint64 // seq of the next frame to write
-	queued   int    // bytes of frames with seq >= cursor
-	retained int    // bytes of frames with seq < cursor
+	queued   int    // cost of frames with seq >= cursor
+	retained int    // cost of frames with seq < cursor
 }
 
 func newFrameLog() frameLog { return frameLog{first: 1, next: 1, cursor: 1} }
+
+// entryCost is what one entry costs beyond its frame bytes (its slice header
+// in the ring); the byte budgets count it so that many tiny frames cannot
+// hold much more memory than the budgets say.
+const entryCost = 24
+
+func cost(frame []byte) int { return len(frame) + entryCost }
 
 func (l *frameLog) at(seq uint64) []byte {
 	i := (l.head + int(seq-l.first)) & (len(l.ring) - 1)
@@ -29,7 +36,7 @@ func (l *frameLog) at(seq uint64) []byte {
 // push appends a frame and returns its seq. It refuses (ok false) a frame
 // that would make the queued bytes exceed limit.
 func (l *frameLog) push(frame []byte, limit int) (seq uint64, ok bool) {
-	if l.queued+len(frame) > limit {
+	if l.queued+cost(frame) > limit {
 		return 0, false
 	}
 	if l.n == len(l.ring) {
@@ -39,7 +46,7 @@ func (l *frameLog) push(frame []byte, limit int) (seq uint64, ok bool) {
 	l.n++
 	seq = l.next
 	l.next++
-	l.queued += len(frame)
+	l.queued += cost(frame)
 	return seq, true
 }
 
@@ -79,7 +86,7 @@ func (l *frameLog) pending(dst [][]byte, maxBytes int) ([][]byte, uint64) {
 // written frames beyond the replay budget.
 func (l *frameLog) advance(upto uint64, replay int) {
 	for ; l.cursor < upto; l.cursor++ {
-		n := len(l.at(l.cursor))
+		n := cost(l.at(l.cursor))
 		l.queued -= n
 		l.retained += n
 	}
@@ -89,7 +96,7 @@ func (l *frameLog) advance(upto uint64, replay int) {
 func (l *frameLog) trim(replay int) {
 	for l.retained > replay && l.first < l.cursor {
 		i := l.head
-		l.retained -= len(l.ring[i])
+		l.retained -= cost(l.ring[i])
 		l.ring[i] = nil
 		l.head = (l.head + 1) & (len(l.ring) - 1)
 		l.n--
@@ -113,9 +120,9 @@ func (l *frameLog) rewind(last uint64) {
 	l.queued, l.retained = 0, 0
 	for seq := l.first; seq < l.next; seq++ {
 		if seq < l.cursor {
-			l.retained += len(l.at(seq))
+			l.retained += cost(l.at(seq))
 		} else {
-			l.queued += len(l.at(seq))
+			l.queued += cost(l.at(seq))
 		}
 	}
 }

@@ -238,6 +238,7 @@ func (p *Peer) push(frame []byte) error {
 		p.mu.Unlock()
 		return ErrClosed
 	}
+	idle := p.log.cursor == p.log.next // the writer may be asleep
 	if _, ok := p.log.push(frame, p.e.cfg.QueueSize); !ok {
 		st := p.beginCloseLocked(CloseDetails{
 			Code:   CloseSlowConsumer,
@@ -251,7 +252,9 @@ func (p *Peer) push(frame []byte) error {
 	}
 	st := p.stream
 	p.mu.Unlock()
-	if st != nil {
+	// A writer with frames pending takes new ones before it sleeps: only
+	// the first frame after an empty queue needs to wake it.
+	if st != nil && idle {
 		st.signal()
 	}
 	return nil
