@@ -303,14 +303,20 @@ func TestManyConcurrentPeers(t *testing.T) {
 	for _, pr := range protos {
 		t.Run(pr.name, func(t *testing.T) {
 			t.Parallel()
+			const n = 8
+			subscribed := make(chan error, n)
 			s := newServer(t, pr, handler.Config{Hooks: handler.Hooks{
-				Open:    func(p *handler.Peer) { _ = p.Subscribe("all") },
+				Open:    func(p *handler.Peer) { subscribed <- p.Subscribe("all") },
 				Message: func(p *handler.Peer, m handler.Message) { _ = p.Publish("all", p.ID()+":"+m.Text()) },
 			}}, nil)
-			const n = 8
 			streams := make([]*stream, n)
 			for i := range streams {
 				streams[i] = s.open()
+				// The hello is written before Open runs: wait for the
+				// subscription before anyone publishes.
+				if err := recv(t, subscribed, "Open"); err != nil {
+					t.Fatal(err)
+				}
 			}
 			ctx, cancel := context.WithTimeout(s.ctx, waitTimeout)
 			defer cancel()
