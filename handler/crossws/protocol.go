@@ -166,31 +166,52 @@ func (p *Protocol) serveStream(x engine.Exchange, origin string) {
 		return
 	}
 
+	// Find out what the request asks for without changing anything: the
+	// Upgrade hook decides before anything happens.
 	kind, peerID := engine.UpgradeOpen, ""
-	var peer *engine.Peer
-	var last uint64
+	var (
+		peer       *engine.Peer // the peer to resume
+		last       uint64
+		lost       *engine.Peer // a peer that cannot be resumed without loss
+		tombstone  engine.CloseDetails
+		closedPeer bool // the client saw the close event
+		gone       bool // the server closed the peer while its client was away
+	)
 	if id, seq, closed, ok := parseEventID(x.Header("Last-Event-Id")); ok {
-		if closed {
-			// The client saw the close event; 204 makes EventSource stop.
-			engine.SetCORS(x, origin, "")
-			x.WriteHeader(http.StatusNoContent)
-			return
-		}
-		if q, found := p.e.Peer(id); found {
-			if q.CanResume(seq) {
-				peer, last, kind, peerID = q, seq, engine.UpgradeResume, id
-			} else {
-				q.Expire("resume failed: the frames the client missed are no longer kept")
+		switch q, found := p.e.Peer(id); {
+		case closed:
+			kind, peerID, closedPeer = engine.UpgradeResume, id, true
+		case found:
+			switch q.CheckResume(seq) {
+			case engine.ResumeOK:
+				kind, peerID, peer, last = engine.UpgradeResume, id, q, seq
+			case engine.ResumeGap:
+				// The client gets a new peer; q is closed once the
+				// hook accepted the request.
+				lost = q
 			}
-		} else if d, gone := p.e.Tombstone(id); gone {
-			p.writeTombstone(x, origin, id, d)
-			return
+		default:
+			if tombstone, gone = p.e.Tombstone(id); gone {
+				kind, peerID = engine.UpgradeResume, id
+			}
 		}
 	}
 
 	u := engine.NewUpgrade(engine.NewRequest(x), kind, peerID)
 	if !p.upgrade(x, u) {
 		return
+	}
+	switch {
+	case closedPeer:
+		// 204 makes EventSource stop for good.
+		engine.SetCORS(x, origin, "")
+		x.WriteHeader(http.StatusNoContent)
+		return
+	case gone:
+		p.writeTombstone(x, origin, peerID, tombstone)
+		return
+	case lost != nil:
+		lost.Expire("resume failed: the frames the client missed are no longer kept")
 	}
 
 	var st *engine.Stream

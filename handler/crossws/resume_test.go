@@ -330,9 +330,6 @@ func TestResumeOfPeerClosedWhileAway(t *testing.T) {
 
 // A request the Upgrade hook refuses must not change anything.
 func TestRejectedResumeLeavesPeerAlone(t *testing.T) {
-	t.Skip("server bug: crossws serveStream calls q.Expire for a Last-Event-ID it cannot resume " +
-		"(here <peer>.1000) before running the Upgrade hook, so a request the hook rejects " +
-		"(401) still closes the live peer with 1006")
 	t.Parallel()
 	rec := newRecorder()
 	hooks := rec.hooks()

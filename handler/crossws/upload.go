@@ -131,6 +131,9 @@ func (p *Protocol) writeUpstreamError(x engine.Exchange, err error) {
 	switch {
 	case errors.Is(err, backends.ErrUnknownSession):
 		engine.WriteError(x, http.StatusBadRequest, "invalid peer id")
+	case errors.Is(err, backends.ErrClosed), errors.Is(err, engine.ErrShuttingDown):
+		x.SetHeader("Retry-After", "1")
+		engine.WriteError(x, http.StatusServiceUnavailable, "shutting down")
 	case errors.Is(err, backends.ErrUnavailable):
 		x.SetHeader("Retry-After", "1")
 		engine.WriteError(x, http.StatusServiceUnavailable, "backend unavailable")
@@ -140,34 +143,19 @@ func (p *Protocol) writeUpstreamError(x engine.Exchange, err error) {
 }
 
 // completeUTF8 returns the length of the longest prefix of b that does not
-// end inside a UTF-8 sequence. Bytes that can never start or continue a
-// valid sequence do not hold anything back.
+// end inside a UTF-8 sequence: it holds back (at most 3) trailing bytes only
+// when they are the valid start of a sequence that the next read may
+// complete. Bytes that can never become valid UTF-8 are not held back.
 func completeUTF8(b []byte) int {
 	n := len(b)
-	// Look at most UTFMax-1 bytes back for the start of the last sequence.
 	for i := n - 1; i >= 0 && i >= n-(utf8.UTFMax-1); i-- {
-		c := b[i]
-		if c < utf8.RuneSelf { // ASCII: nothing pending
+		if !utf8.RuneStart(b[i]) {
+			continue // a continuation byte: look further back
+		}
+		if utf8.FullRune(b[i:]) { // complete, or never valid
 			return n
 		}
-		if !utf8.RuneStart(c) { // continuation byte: keep looking
-			continue
-		}
-		need := 0
-		switch {
-		case c&0xE0 == 0xC0:
-			need = 2
-		case c&0xF0 == 0xE0:
-			need = 3
-		case c&0xF8 == 0xF0:
-			need = 4
-		default: // invalid lead byte
-			return n
-		}
-		if n-i < need {
-			return i
-		}
-		return n
+		return i
 	}
 	return n
 }

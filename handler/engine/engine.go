@@ -115,12 +115,32 @@ func (e *Engine) Open(ctx context.Context, x Exchange, u *Upgrade, c Codec) (*St
 // kept, so the peer cannot be resumed without loss.
 var ErrResumeGap = errors.New("ssebridge: missed frames no longer kept")
 
-// CanResume reports whether peer p can be resumed by a client that received
-// every frame up to and including seq last.
-func (p *Peer) CanResume(last uint64) bool {
+// ResumeState says whether a peer can be resumed from a given position.
+type ResumeState int
+
+const (
+	// ResumeOK: every frame after the position is still kept.
+	ResumeOK ResumeState = iota
+	// ResumeGap: some frames after the position were already dropped; the
+	// peer cannot be resumed without loss.
+	ResumeGap
+	// ResumeInvalid: the peer is closed, or the position is one the peer
+	// never reached (not a position its client can have).
+	ResumeInvalid
+)
+
+// CheckResume says whether a client that received every frame up to and
+// including seq last can resume p.
+func (p *Peer) CheckResume(last uint64) ResumeState {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.state == stateOpen && p.log.canRewind(last)
+	switch {
+	case p.state != stateOpen || last >= p.log.next:
+		return ResumeInvalid
+	case !p.log.canRewind(last):
+		return ResumeGap
+	}
+	return ResumeOK
 }
 
 // Resume takes peer p over for a client that reconnected having received

@@ -38,7 +38,10 @@ type UpgradeKind int
 const (
 	// UpgradeOpen is a stream request that creates a new peer.
 	UpgradeOpen UpgradeKind = iota + 1
-	// UpgradeResume is a stream request that resumes an existing peer.
+	// UpgradeResume is a stream request from a client that reconnected to
+	// an existing peer: it resumes the peer, or is told that the server
+	// closed it. (A client that can no longer be resumed without loss is
+	// an UpgradeOpen: it gets a new peer.)
 	UpgradeResume
 	// UpgradeMessage is an upstream request carrying messages for a peer.
 	UpgradeMessage

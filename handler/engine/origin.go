@@ -80,7 +80,7 @@ func (op *OriginPolicy) Allowed(origin, host string) bool {
 		return true
 	}
 	scheme, h, ok := strings.Cut(o, "://")
-	if !ok || strings.ContainsAny(h, "/?#@ \\") {
+	if !ok || !validHostPort(h) {
 		return false
 	}
 	for _, w := range op.wildcards {
@@ -92,6 +92,38 @@ func (op *OriginPolicy) Allowed(origin, host string) bool {
 		}
 	}
 	return false
+}
+
+// validHostPort reports whether s is a DNS host name (letters, digits,
+// hyphens, non-empty dot-separated labels) with an optional numeric port:
+// what a browser puts in the Origin of a page served under a domain.
+func validHostPort(s string) bool {
+	host, port, hasPort := strings.Cut(s, ":")
+	if hasPort {
+		if port == "" || len(port) > 5 {
+			return false
+		}
+		for i := 0; i < len(port); i++ {
+			if port[i] < '0' || port[i] > '9' {
+				return false
+			}
+		}
+	}
+	if host == "" || len(host) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(host, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // SetCORS sets the headers that let a page from an allowed origin read the
