@@ -91,7 +91,7 @@ func ExampleHooks_upgrade() {
 
 	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil) // no token
 	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := exampleClient.Do(req)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -277,6 +277,9 @@ func ExampleHandler_Shutdown() {
 	// Output: true
 }
 
+// exampleClient bounds every exchange of the examples, streams included.
+var exampleClient = &http.Client{Timeout: 10 * time.Second}
+
 // client is a minimal native-protocol client for the examples.
 type client struct {
 	url  string
@@ -287,7 +290,7 @@ type client struct {
 func dial(url string) *client {
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := exampleClient.Do(req)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -334,7 +337,7 @@ func (c *client) nextData() string {
 func (c *client) post(text string) {
 	req, _ := http.NewRequest(http.MethodPost, c.url, strings.NewReader(text))
 	req.Header.Set("X-Crossws-Id", c.id)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := exampleClient.Do(req)
 	if err != nil {
 		log.Fatal(err)
 	}

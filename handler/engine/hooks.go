@@ -15,8 +15,9 @@ type Hooks struct {
 	// refuse the request by returning a *RejectError (see Reject). Any other
 	// error is answered with 500.
 	Upgrade func(u *Upgrade) error
-	// Open runs once per peer, after its stream opened and the client was
-	// told its id. Frames sent from Open are delivered in order.
+	// Open runs once per peer, when its stream opens, before the client is
+	// told its id: what Open sets up (subscriptions, sends) is in place
+	// before the client can act. Frames sent from Open follow the id.
 	Open func(p *Peer)
 	// Resume runs when a client reconnected with Last-Event-ID and took its
 	// peer back; the frames it missed are already queued. Open does not run

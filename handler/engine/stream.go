@@ -48,17 +48,18 @@ func (st *Stream) halt() { st.stopOnce.Do(func() { close(st.stop) }) }
 
 var errStreamDeadline = errors.New("ssebridge: stream reached its maximum duration")
 
-// Run writes the status (200), the headers already set on the exchange and
-// hello, runs the Open hook (new peer) or Resume hook (resumed peer), and then
-// writes the peer's frames until the client goes away, the peer closes,
+// Run runs the Open hook (new peer) or Resume hook (resumed peer), writes
+// the status (200), the headers already set on the exchange and hello, and
+// then writes the peer's frames (those queued by the hook first) until the client goes away, the peer closes,
 // another stream takes the peer over or the stream's time is up. It returns
 // when the response is complete.
 func (st *Stream) Run(hello []byte) {
 	p, e := st.p, st.p.e
-	st.x.WriteHeader(200)
-	err := st.write(hello)
+	// The hook runs before the client learns its peer id, so that what it
+	// sets up (subscriptions, say) is in place before the client can act.
 	st.runOpenHook()
-	if err != nil {
+	st.x.WriteHeader(200)
+	if err := st.write(hello); err != nil {
 		p.detach(st)
 		return
 	}
