@@ -1,9 +1,7 @@
 package netfx_test
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,12 +12,13 @@ import (
 	"time"
 
 	"github.com/ssebridge/ssebridge/handler"
+	"github.com/ssebridge/ssebridge/internal/ssetest"
 	"github.com/ssebridge/ssebridge/netfx"
 )
 
 const (
 	testTimeout = 10 * time.Second
-	waitTimeout = 5 * time.Second
+	waitTimeout = ssetest.Timeout
 )
 
 // proto is one way to serve and reach the handler.
@@ -144,7 +143,7 @@ func (s *server) post(id, body string, hdr ...string) (int, string) {
 
 type stream struct {
 	resp   *http.Response
-	ev     *sseReader
+	ev     *ssetest.Reader
 	id     string
 	cancel context.CancelFunc
 }
@@ -158,13 +157,13 @@ func (s *server) open(hdr ...string) *stream {
 		cancel()
 		s.t.Fatalf("GET: %v", err)
 	}
-	st := &stream{resp: resp, ev: newSSEReader(resp.Body), cancel: cancel}
+	st := &stream{resp: resp, ev: ssetest.NewReader(resp.Body), cancel: cancel}
 	s.t.Cleanup(func() { cancel(); resp.Body.Close() })
 	if resp.StatusCode != http.StatusOK {
 		s.t.Fatalf("GET: status %d", resp.StatusCode)
 	}
 	st.id = resp.Header.Get("X-Crossws-Id")
-	hello := st.ev.event(s.t)
+	hello := st.ev.Event(s.t)
 	if hello.Type != "crossws-id" || hello.Data != st.id || hello.ID != st.id+".0" {
 		s.t.Fatalf("first event %+v, want crossws-id %s", hello, st.id)
 	}
@@ -178,194 +177,4 @@ func (s *server) peer(id string) *handler.Peer {
 		s.t.Fatalf("peer %s not open", id)
 	}
 	return p
-}
-
-func recv[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(waitTimeout):
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-// event is one dispatched event (WHATWG HTML §9.2.6); comments are kept as
-// events of Type ":" so that heartbeats can be seen.
-type event struct {
-	Type, Data, ID string
-}
-
-// sseReader parses an event stream on its own goroutine.
-type sseReader struct {
-	mu     sync.Mutex
-	events []event
-	err    error
-	wake   chan struct{}
-}
-
-func newSSEReader(body io.Reader) *sseReader {
-	r := &sseReader{wake: make(chan struct{}, 1)}
-	go r.run(bufio.NewReader(body))
-	return r
-}
-
-func (r *sseReader) push(e *event, err error) {
-	r.mu.Lock()
-	if e != nil {
-		r.events = append(r.events, *e)
-	}
-	if err != nil {
-		r.err = err
-	}
-	r.mu.Unlock()
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (r *sseReader) run(br *bufio.Reader) {
-	var data strings.Builder
-	var typ, lastID string
-	var haveData, afterCR bool
-	var line []byte
-	process := func(l string) {
-		switch {
-		case l == "":
-			if haveData {
-				t := typ
-				if t == "" {
-					t = "message"
-				}
-				r.push(&event{Type: t, Data: strings.TrimSuffix(data.String(), "\n"), ID: lastID}, nil)
-			}
-			data.Reset()
-			typ, haveData = "", false
-		case l[0] == ':':
-			r.push(&event{Type: ":", Data: l[1:]}, nil)
-		default:
-			field, value, _ := strings.Cut(l, ":")
-			value = strings.TrimPrefix(value, " ")
-			switch field {
-			case "event":
-				typ = value
-			case "data":
-				data.WriteString(value + "\n")
-				haveData = true
-			case "id":
-				if !strings.Contains(value, "\x00") {
-					lastID = value
-				}
-			}
-		}
-	}
-	for {
-		c, err := br.ReadByte()
-		if err != nil {
-			r.push(nil, err)
-			return
-		}
-		switch {
-		case c == '\n' && afterCR:
-			afterCR = false
-		case c == '\n' || c == '\r':
-			afterCR = c == '\r'
-			process(string(line))
-			line = line[:0]
-		default:
-			afterCR = false
-			line = append(line, c)
-		}
-	}
-}
-
-// next returns the next event or comment; ok is false at the end.
-func (r *sseReader) next(t *testing.T) (e event, ok bool) {
-	t.Helper()
-	timeout := time.After(waitTimeout)
-	for {
-		r.mu.Lock()
-		if len(r.events) > 0 {
-			e = r.events[0]
-			r.events = r.events[1:]
-			r.mu.Unlock()
-			return e, true
-		}
-		done := r.err != nil
-		r.mu.Unlock()
-		if done {
-			return event{}, false
-		}
-		select {
-		case <-r.wake:
-		case <-timeout:
-			t.Fatal("timed out waiting for the stream")
-		}
-	}
-}
-
-// event returns the next event, skipping comments.
-func (r *sseReader) event(t *testing.T) event {
-	t.Helper()
-	for {
-		e, ok := r.next(t)
-		if !ok {
-			t.Fatalf("stream ended: %v", r.endErr())
-		}
-		if e.Type != ":" {
-			return e
-		}
-	}
-}
-
-func (r *sseReader) expect(t *testing.T, typ, data, id string) {
-	t.Helper()
-	if e := r.event(t); e != (event{typ, data, id}) {
-		t.Fatalf("event %+v, want %+v", e, event{typ, data, id})
-	}
-}
-
-// ended reports whether the stream ended (cleanly or not) with nothing
-// left to read.
-func (r *sseReader) ended() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.err != nil && len(r.events) == 0
-}
-
-func (r *sseReader) endErr() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.err
-}
-
-// end reads the rest and checks that the stream ended cleanly with only
-// comments left.
-func (r *sseReader) end(t *testing.T) {
-	t.Helper()
-	for {
-		e, ok := r.next(t)
-		if !ok {
-			break
-		}
-		if e.Type != ":" {
-			t.Fatalf("got %+v, want the end of the stream", e)
-		}
-	}
-	if err := r.endErr(); !errors.Is(err, io.EOF) {
-		t.Fatalf("stream ended with %v, want EOF", err)
-	}
 }

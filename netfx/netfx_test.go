@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ssebridge/ssebridge/handler"
+	"github.com/ssebridge/ssebridge/internal/ssetest"
 )
 
 func TestExchange(t *testing.T) {
@@ -39,7 +40,7 @@ func TestExchange(t *testing.T) {
 				if code, body := s.post(st.id, m); code != http.StatusOK || body != "" {
 					t.Fatalf("POST %q: %d %q", m, code, body)
 				}
-				st.ev.expect(t, "message", "echo: "+m, st.id+"."+string(rune('1'+i)))
+				st.ev.Expect(t, "message", "echo: "+m, st.id+"."+string(rune('1'+i)))
 			}
 			s.checkProto(pr.major)
 		})
@@ -85,14 +86,14 @@ func TestStreamedUpload(t *testing.T) {
 				if _, err := io.WriteString(pw, w.write); err != nil {
 					t.Fatal(err)
 				}
-				if got := recv(t, msgs, "message "+w.want); got != w.want {
+				if got := ssetest.Recv(t, msgs, "message "+w.want); got != w.want {
 					t.Fatalf("message %q, want %q", got, w.want)
 				}
 			}
 			if err := pw.Close(); err != nil {
 				t.Fatal(err)
 			}
-			r := recv(t, done, "upload response")
+			r := ssetest.Recv(t, done, "upload response")
 			if r.err != nil || r.status != http.StatusOK || r.body != "" || r.major != pr.major {
 				t.Fatalf("upload response %+v, want 200 over HTTP/%d", r, pr.major)
 			}
@@ -119,11 +120,11 @@ func TestClientDisconnectDetachesThenCloses(t *testing.T) {
 				t.Fatal("peer not connected")
 			}
 			st.cancel()
-			eventually(t, "the peer to detach", func() bool { return !p.Connected() })
+			ssetest.Eventually(t, "the peer to detach", func() bool { return !p.Connected() })
 			if p.Closed() {
 				t.Fatal("peer closed at once despite the grace period")
 			}
-			if d := recv(t, closes, "Close hook"); d.Code != handler.CloseAbnormal {
+			if d := ssetest.Recv(t, closes, "Close hook"); d.Code != handler.CloseAbnormal {
 				t.Fatalf("Close hook %+v, want 1006", d)
 			}
 			if _, ok := s.h.Peer(st.id); ok {
@@ -144,13 +145,13 @@ func TestIdleStreamOutlivesWriteTimeout(t *testing.T) {
 			st := s.open()
 			p := s.peer(st.id)
 			_ = p.SendText("early")
-			st.ev.expect(t, "message", "early", st.id+".1")
+			st.ev.Expect(t, "message", "early", st.id+".1")
 			time.Sleep(300 * time.Millisecond) // idle for six write timeouts
-			if st.ev.ended() || !p.Connected() {
-				t.Fatalf("idle stream ended (%v)", st.ev.endErr())
+			if st.ev.Ended() || !p.Connected() {
+				t.Fatalf("idle stream ended (%v)", st.ev.Err())
 			}
 			_ = p.SendText("late")
-			st.ev.expect(t, "message", "late", st.id+".2")
+			st.ev.Expect(t, "message", "late", st.id+".2")
 		})
 	}
 }
@@ -184,24 +185,24 @@ func TestServerReadTimeout(t *testing.T) {
 				done <- resp.StatusCode
 			}()
 			_, _ = io.WriteString(pw, "a")
-			if got := recv(t, msgs, "first upload message"); got != "a" {
+			if got := ssetest.Recv(t, msgs, "first upload message"); got != "a" {
 				t.Fatalf("message %q", got)
 			}
 
 			time.Sleep(4 * readTimeout) // idle well past the read timeout
-			if st.ev.ended() || !p.Connected() {
-				t.Fatalf("stream ended after the server's ReadTimeout (%v)", st.ev.endErr())
+			if st.ev.Ended() || !p.Connected() {
+				t.Fatalf("stream ended after the server's ReadTimeout (%v)", st.ev.Err())
 			}
 			_ = p.SendText("late")
-			st.ev.expect(t, "message", "late", st.id+".1")
+			st.ev.Expect(t, "message", "late", st.id+".1")
 			if _, err := io.WriteString(pw, "b"); err != nil {
 				t.Fatalf("upload ended after the server's ReadTimeout: %v", err)
 			}
-			if got := recv(t, msgs, "second upload message"); got != "b" {
+			if got := ssetest.Recv(t, msgs, "second upload message"); got != "b" {
 				t.Fatalf("message %q", got)
 			}
 			_ = pw.Close()
-			if code := recv(t, done, "upload response"); code != http.StatusOK {
+			if code := ssetest.Recv(t, done, "upload response"); code != http.StatusOK {
 				t.Fatalf("upload response %d", code)
 			}
 		})
@@ -234,7 +235,7 @@ func TestNoConnectionHeaderOverHTTP2(t *testing.T) {
 					t.Errorf("%s: Keep-Alive %q", what, v)
 				}
 			}
-			get := func(what string, hdr ...string) *sseReader {
+			get := func(what string, hdr ...string) *ssetest.Reader {
 				t.Helper()
 				resp, err := s.client.Do(s.request(s.ctx, http.MethodGet, nil, append([]string{"Accept", "text/event-stream"}, hdr...)...))
 				if err != nil {
@@ -245,26 +246,26 @@ func TestNoConnectionHeaderOverHTTP2(t *testing.T) {
 					t.Fatalf("%s: status %d", what, resp.StatusCode)
 				}
 				check(what, resp)
-				return newSSEReader(resp.Body)
+				return ssetest.NewReader(resp.Body)
 			}
 
 			st := s.open()
 			check("stream", st.resp)
 			p := s.peer(st.id)
 			st.cancel()
-			eventually(t, "detach", func() bool { return !p.Connected() })
+			ssetest.Eventually(t, "detach", func() bool { return !p.Connected() })
 			_ = p.Close(4000, "done")
-			if id := recv(t, closes, "Close hook"); id != st.id {
+			if id := ssetest.Recv(t, closes, "Close hook"); id != st.id {
 				t.Fatalf("Close hook for %s", id)
 			}
 			tomb := get("tombstone", "Last-Event-ID", st.id+".0")
-			tomb.expect(t, "close", `{"code":4000,"reason":"done"}`, st.id+".closed")
-			tomb.end(t)
+			tomb.Expect(t, "close", `{"code":4000,"reason":"done"}`, st.id+".closed")
+			tomb.End(t)
 
 			if err := s.h.Shutdown(s.ctx); err != nil {
 				t.Fatal(err)
 			}
-			get("retry later").end(t)
+			get("retry later").End(t, ssetest.ItemRetry)
 		})
 	}
 }
@@ -290,7 +291,7 @@ func TestThroughWrappingMiddleware(t *testing.T) {
 			st := s.open()
 			p := s.peer(st.id)
 			_ = p.SendText("through")
-			st.ev.expect(t, "message", "through", st.id+".1")
+			st.ev.Expect(t, "message", "through", st.id+".1")
 			if !p.Connected() {
 				t.Fatal("peer detached")
 			}
@@ -314,7 +315,7 @@ func TestManyConcurrentPeers(t *testing.T) {
 				streams[i] = s.open()
 				// The hello is written before Open runs: wait for the
 				// subscription before anyone publishes.
-				if err := recv(t, subscribed, "Open"); err != nil {
+				if err := ssetest.Recv(t, subscribed, "Open"); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -338,7 +339,7 @@ func TestManyConcurrentPeers(t *testing.T) {
 				}()
 			}
 			for range n {
-				if e := recv(t, errs, "POST"); e != "" {
+				if e := ssetest.Recv(t, errs, "POST"); e != "" {
 					t.Fatalf("POST: %s", e)
 				}
 			}
@@ -346,7 +347,7 @@ func TestManyConcurrentPeers(t *testing.T) {
 			for _, st := range streams {
 				got := map[string]bool{}
 				for range n - 1 {
-					e := st.ev.event(t)
+					e := st.ev.Event(t)
 					if got[e.Data] || !strings.HasSuffix(e.Data, ":hello") || strings.HasPrefix(e.Data, st.id) {
 						t.Fatalf("peer %s got %q (already: %v)", st.id, e.Data, got)
 					}

@@ -1,9 +1,7 @@
 package crossws_test
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,22 +9,22 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ssebridge/ssebridge/handler"
+	"github.com/ssebridge/ssebridge/internal/ssetest"
 	"github.com/ssebridge/ssebridge/netfx"
 )
 
 // End-to-end helpers: a real net/http server on loopback serving a fresh
-// Handler through netfx, Go's http.Client, and an event-stream reader
-// written from the WHATWG rules (HTML §9.2.5–9.2.6), independent of the
+// Handler through netfx, Go's http.Client, and the event-stream reader of
+// internal/ssetest, written from the WHATWG rules independently of the
 // encoder under test.
 
 const (
 	testTimeout = 10 * time.Second // bounds every test's requests
-	waitTimeout = 5 * time.Second  // bounds each single wait
+	waitTimeout = ssetest.Timeout  // bounds each single wait
 )
 
 // server is one Handler served on loopback.
@@ -112,13 +110,13 @@ func (s *server) post(id string, body io.Reader, hdr ...string) (int, string) {
 // stream is an open event stream.
 type stream struct {
 	resp   *http.Response
-	ev     *sseReader
+	ev     *ssetest.Reader
 	cancel context.CancelFunc
 }
 
 // get sends a stream request (Accept: text/event-stream plus hdr) and
 // returns the response without checking it; the body is read by an
-// sseReader.
+// ssetest.Reader.
 func (s *server) get(hdr ...string) *stream {
 	s.t.Helper()
 	ctx, cancel := context.WithCancel(s.ctx)
@@ -128,7 +126,7 @@ func (s *server) get(hdr ...string) *stream {
 		cancel()
 		s.t.Fatalf("GET: %v", err)
 	}
-	st := &stream{resp: resp, ev: newSSEReader(resp.Body), cancel: cancel}
+	st := &stream{resp: resp, ev: ssetest.NewReader(resp.Body), cancel: cancel}
 	s.t.Cleanup(st.close)
 	return st
 }
@@ -148,7 +146,7 @@ func (s *server) open(hdr ...string) (*stream, string) {
 		s.t.Fatalf("GET: status %d, want 200", st.resp.StatusCode)
 	}
 	id := st.resp.Header.Get("X-Crossws-Id")
-	hello := st.ev.event(s.t)
+	hello := st.ev.Event(s.t)
 	if hello.Type != "crossws-id" || hello.Data != id || id == "" {
 		s.t.Fatalf("first event %+v, want crossws-id with data %q (X-Crossws-Id)", hello, id)
 	}
@@ -172,31 +170,6 @@ func (s *server) peerCount() int {
 		n++
 	}
 	return n
-}
-
-// eventually polls cond (for states no hook reports, like a detached
-// stream) until it holds or waitTimeout passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-// recv receives from ch within waitTimeout.
-func recv[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(waitTimeout):
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
 }
 
 // recorder turns hooks into channels.
@@ -248,7 +221,7 @@ func (r *recorder) hooks() handler.Hooks {
 // msg waits for the next upstream message and checks it.
 func (r *recorder) msg(t *testing.T, peer, want string) {
 	t.Helper()
-	m := recv(t, r.msgs, "message "+quote(want))
+	m := ssetest.Recv(t, r.msgs, "message "+quote(want))
 	if m.peer != peer || m.text != want {
 		t.Fatalf("message %q for %s, want %q for %s", short(m.text), m.peer, short(want), peer)
 	}
@@ -257,7 +230,7 @@ func (r *recorder) msg(t *testing.T, peer, want string) {
 // closeOf waits for the next Close hook and checks its peer.
 func (r *recorder) closeOf(t *testing.T, peer string) handler.CloseDetails {
 	t.Helper()
-	c := recv(t, r.closes, "Close of "+peer)
+	c := ssetest.Recv(t, r.closes, "Close of "+peer)
 	if c.peer != peer {
 		t.Fatalf("Close hook for %s, want %s", c.peer, peer)
 	}
@@ -276,216 +249,4 @@ func short(s string) string {
 		return fmt.Sprintf("%s…(%d bytes)", s[:60], len(s))
 	}
 	return s
-}
-
-// ---- event-stream reader ----
-
-type itemKind int
-
-const (
-	itemEvent   itemKind = iota + 1 // a dispatched event
-	itemComment                     // a comment line
-	itemRetry                       // a retry field that set the reconnection time
-)
-
-// item is one thing a client observes on a stream, in order.
-type item struct {
-	Kind itemKind
-	// Event: type ("message" when none), data, the last event ID buffer at
-	// dispatch, and whether the event's own lines carried an id field.
-	Type, Data, ID string
-	OwnID          bool
-	// Comment text after ':' (a heartbeat ": ping" gives " ping"), or
-	// retry value.
-	Text string
-}
-
-// sseReader parses an event stream on its own goroutine and queues what
-// it sees without bound, so that a slow test never slows the stream.
-type sseReader struct {
-	mu    sync.Mutex
-	items []item
-	err   error // the end of the stream: io.EOF for a clean end
-	wake  chan struct{}
-}
-
-func newSSEReader(body io.Reader) *sseReader {
-	r := &sseReader{wake: make(chan struct{}, 1)}
-	go r.run(bufio.NewReader(body))
-	return r
-}
-
-func (r *sseReader) emit(it item) {
-	r.mu.Lock()
-	r.items = append(r.items, it)
-	r.mu.Unlock()
-	r.signal()
-}
-
-func (r *sseReader) signal() {
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (r *sseReader) run(br *bufio.Reader) {
-	var (
-		data     strings.Builder
-		haveData bool
-		evType   string
-		lastID   string
-		ownID    bool
-		line     []byte
-		afterCR  bool
-		first    = true
-	)
-	dispatch := func() {
-		if haveData {
-			typ := evType
-			if typ == "" {
-				typ = "message"
-			}
-			r.emit(item{Kind: itemEvent, Type: typ, Data: strings.TrimSuffix(data.String(), "\n"), ID: lastID, OwnID: ownID})
-		}
-		data.Reset()
-		haveData, evType, ownID = false, "", false
-	}
-	process := func(l string) {
-		if first {
-			l = strings.TrimPrefix(l, "\uFEFF")
-			first = false
-		}
-		switch {
-		case l == "":
-			dispatch()
-		case l[0] == ':':
-			r.emit(item{Kind: itemComment, Text: l[1:]})
-		default:
-			field, value, found := strings.Cut(l, ":")
-			if found {
-				value = strings.TrimPrefix(value, " ")
-			}
-			switch field {
-			case "event":
-				evType = value
-			case "data":
-				data.WriteString(value)
-				data.WriteByte('\n')
-				haveData = true
-			case "id":
-				if !strings.Contains(value, "\x00") {
-					lastID, ownID = value, true
-				}
-			case "retry":
-				if value != "" && strings.Trim(value, "0123456789") == "" {
-					r.emit(item{Kind: itemRetry, Text: value})
-				}
-			}
-		}
-	}
-	for {
-		c, err := br.ReadByte()
-		if err != nil {
-			// An incomplete event at the end is never dispatched.
-			r.mu.Lock()
-			r.err = err
-			r.mu.Unlock()
-			r.signal()
-			return
-		}
-		switch {
-		case c == '\n' && afterCR:
-			afterCR = false
-		case c == '\n' || c == '\r':
-			afterCR = c == '\r'
-			process(string(line))
-			line = line[:0]
-		default:
-			afterCR = false
-			line = append(line, c)
-		}
-	}
-}
-
-// next returns the next item; ok is false at the end of the stream.
-func (r *sseReader) next(t *testing.T) (it item, ok bool) {
-	t.Helper()
-	timeout := time.After(waitTimeout)
-	for {
-		r.mu.Lock()
-		if len(r.items) > 0 {
-			it = r.items[0]
-			r.items = r.items[1:]
-			r.mu.Unlock()
-			return it, true
-		}
-		done := r.err != nil
-		r.mu.Unlock()
-		if done {
-			return item{}, false
-		}
-		select {
-		case <-r.wake:
-		case <-timeout:
-			t.Fatalf("timed out waiting for the stream")
-		}
-	}
-}
-
-// event returns the next event, skipping comments and retry fields.
-func (r *sseReader) event(t *testing.T) item {
-	t.Helper()
-	for {
-		it, ok := r.next(t)
-		if !ok {
-			t.Fatalf("stream ended (%v), want an event", r.endErr())
-		}
-		if it.Kind == itemEvent {
-			return it
-		}
-	}
-}
-
-// expect reads the next event and checks its type, data and own id.
-func (r *sseReader) expect(t *testing.T, typ, data, id string) {
-	t.Helper()
-	it := r.event(t)
-	if it.Type != typ || it.Data != data || it.ID != id || !it.OwnID {
-		t.Fatalf("event %+v, want type %q data %q own id %q", it, typ, short(data), id)
-	}
-}
-
-// rest reads to the end of the stream and returns what is left; the
-// stream must end cleanly.
-func (r *sseReader) rest(t *testing.T) []item {
-	t.Helper()
-	var out []item
-	for {
-		it, ok := r.next(t)
-		if !ok {
-			break
-		}
-		out = append(out, it)
-	}
-	if err := r.endErr(); !errors.Is(err, io.EOF) {
-		t.Fatalf("stream ended with %v, want a clean end (EOF)", err)
-	}
-	return out
-}
-
-// end checks that nothing but comments is left before a clean end.
-func (r *sseReader) end(t *testing.T) {
-	t.Helper()
-	for _, it := range r.rest(t) {
-		if it.Kind != itemComment {
-			t.Fatalf("got %+v, want the end of the stream", it)
-		}
-	}
-}
-
-func (r *sseReader) endErr() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.err
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ssebridge/ssebridge/handler"
 	"github.com/ssebridge/ssebridge/handler/engine"
+	"github.com/ssebridge/ssebridge/internal/ssetest"
 )
 
 func TestReconnectGraceExpires(t *testing.T) {
@@ -75,10 +76,10 @@ func TestPeerCloseDrainsThenCloses(t *testing.T) {
 
 	// Closed from the Open hook, with frames queued.
 	st, id := s.open("X-Test", "close-in-open")
-	st.ev.expect(t, "message", "a", eid(id, 1))
-	st.ev.expect(t, "message", "b", eid(id, 2))
-	st.ev.expect(t, "close", `{"code":4001,"reason":"x"}`, id+".closed")
-	st.ev.end(t)
+	st.ev.Expect(t, "message", "a", eid(id, 1))
+	st.ev.Expect(t, "message", "b", eid(id, 2))
+	st.ev.Expect(t, "close", `{"code":4001,"reason":"x"}`, id+".closed")
+	st.ev.End(t)
 	if d := rec.closeOf(t, id); d != (handler.CloseDetails{Code: 4001, Reason: "x"}) {
 		t.Fatalf("Close hook %+v", d)
 	}
@@ -94,10 +95,10 @@ func TestPeerCloseDrainsThenCloses(t *testing.T) {
 		t.Fatalf("Send after Close: %v", err)
 	}
 	for i := range 50 {
-		st2.ev.expect(t, "message", "m"+itoa(i), eid(id2, i+1))
+		st2.ev.Expect(t, "message", "m"+itoa(i), eid(id2, i+1))
 	}
-	st2.ev.expect(t, "close", `{"code":1000,"reason":""}`, id2+".closed")
-	st2.ev.end(t)
+	st2.ev.Expect(t, "close", `{"code":1000,"reason":""}`, id2+".closed")
+	st2.ev.End(t)
 	if d := rec.closeOf(t, id2); d != (handler.CloseDetails{Code: 1000}) {
 		t.Fatalf("Close hook %+v", d)
 	}
@@ -139,10 +140,10 @@ func TestSlowConsumerIsClosedAlone(t *testing.T) {
 	}
 	t.Cleanup(func() { conn.Close() })
 	fmt.Fprintf(conn, "GET /sse HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", s.host())
-	slow := recv(t, rec.opens, "Open of the slow peer")
+	slow := ssetest.Recv(t, rec.opens, "Open of the slow peer")
 
 	st, id := s.open()
-	recv(t, rec.opens, "Open of the reading peer")
+	ssetest.Recv(t, rec.opens, "Open of the reading peer")
 
 	payload := strings.Repeat("p", 8<<10)
 	n := 0
@@ -155,7 +156,7 @@ func TestSlowConsumerIsClosedAlone(t *testing.T) {
 		n++
 		// The reader receives every publication, in order, while the
 		// other peer's queue fills up.
-		st.ev.expect(t, "message", msg, eid(id, n))
+		st.ev.Expect(t, "message", msg, eid(id, n))
 	}
 	for !slow.Closed() {
 		publish()
@@ -183,21 +184,21 @@ func TestHeartbeat(t *testing.T) {
 	s := newServer(t, handler.Config{Heartbeat: 50 * time.Millisecond})
 	st, id := s.open()
 	for range 3 {
-		it, ok := st.ev.next(t)
-		if !ok || it.Kind != itemComment || it.Text != " ping" {
+		it, ok := st.ev.Next(t)
+		if !ok || it.Kind != ssetest.ItemComment || it.Text != " ping" {
 			t.Fatalf("idle stream: got %+v (open %v), want the comment \": ping\"", it, ok)
 		}
 	}
 	// Heartbeats do not move the event id.
 	_ = s.peer(id).SendText("x")
-	st.ev.expect(t, "message", "x", eid(id, 1))
+	st.ev.Expect(t, "message", "x", eid(id, 1))
 }
 
 func TestHeartbeatDisabled(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, handler.Config{Heartbeat: -1, MaxStreamDuration: 300 * time.Millisecond})
 	st, _ := s.open()
-	if items := st.ev.rest(t); len(items) != 0 {
+	if items := st.ev.Rest(t); len(items) != 0 {
 		t.Fatalf("got %+v with heartbeats disabled", items)
 	}
 }
@@ -210,8 +211,8 @@ func TestMaxStreamDuration(t *testing.T) {
 	s := newServer(t, handler.Config{Hooks: hooks, MaxStreamDuration: 200 * time.Millisecond})
 	start := time.Now()
 	st, id := s.open()
-	st.ev.expect(t, "message", "a", eid(id, 1))
-	st.ev.end(t) // no close event
+	st.ev.Expect(t, "message", "a", eid(id, 1))
+	st.ev.End(t) // no close event
 	if took := time.Since(start); took < 200*time.Millisecond {
 		t.Fatalf("stream ended after %v", took)
 	}
@@ -225,9 +226,9 @@ func TestMaxStreamDuration(t *testing.T) {
 	if st2.resp.Header.Get("X-Crossws-Id") != id {
 		t.Fatalf("reconnection gave peer %q", st2.resp.Header.Get("X-Crossws-Id"))
 	}
-	st2.ev.expect(t, "crossws-id", id, eid(id, 1))
-	st2.ev.expect(t, "message", "b", eid(id, 2))
-	recv(t, rec.resumes, "Resume")
+	st2.ev.Expect(t, "crossws-id", id, eid(id, 1))
+	st2.ev.Expect(t, "message", "b", eid(id, 2))
+	ssetest.Recv(t, rec.resumes, "Resume")
 	if p.Resumes() != 1 {
 		t.Fatalf("Resumes %d", p.Resumes())
 	}
@@ -255,7 +256,7 @@ func TestShutdown(t *testing.T) {
 	}
 	got := map[string]handler.CloseDetails{}
 	for range 3 {
-		c := recv(t, rec.closes, "Close hook")
+		c := ssetest.Recv(t, rec.closes, "Close hook")
 		got[c.peer] = c.d
 	}
 	for _, id := range []string{id1, id2, id3} {
@@ -268,11 +269,11 @@ func TestShutdown(t *testing.T) {
 	}
 	// Streams end without a close event (clients reconnect elsewhere); what
 	// was queued is written first.
-	rest := st1.ev.rest(t)
+	rest := st1.ev.Rest(t)
 	if len(rest) != 1 || rest[0].Data != "bye" || rest[0].ID != eid(id1, 1) {
 		t.Fatalf("stream 1 ended with %+v, want only \"bye\"", rest)
 	}
-	st2.ev.end(t)
+	st2.ev.End(t)
 
 	// Stream requests now get an empty stream telling them to retry.
 	for _, hdr := range [][]string{nil, {"Last-Event-ID", eid(id1, 1)}, {"Last-Event-ID", "garbage"}} {
@@ -284,11 +285,11 @@ func TestShutdown(t *testing.T) {
 			t.Fatalf("GET during shutdown: X-Crossws-Id %q", got)
 		}
 		var retries []string
-		for _, it := range st.ev.rest(t) {
+		for _, it := range st.ev.Rest(t) {
 			switch it.Kind {
-			case itemEvent:
+			case ssetest.ItemEvent:
 				t.Fatalf("GET during shutdown: event %+v", it)
-			case itemRetry:
+			case ssetest.ItemRetry:
 				retries = append(retries, it.Text)
 			}
 		}

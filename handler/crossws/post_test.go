@@ -9,6 +9,7 @@ import (
 
 	"github.com/ssebridge/ssebridge/handler"
 	"github.com/ssebridge/ssebridge/handler/engine"
+	"github.com/ssebridge/ssebridge/internal/ssetest"
 )
 
 // unsized hides the length of a body, so that it is sent chunked.
@@ -134,7 +135,7 @@ func TestUpgradeHookRejects(t *testing.T) {
 	}
 
 	_, id := s.open()
-	recv(t, rec.opens, "Open")
+	ssetest.Recv(t, rec.opens, "Open")
 	cases := []struct {
 		hdr    string
 		status int
@@ -189,7 +190,7 @@ func TestUpgradeHookFails(t *testing.T) {
 		if resp.StatusCode != http.StatusInternalServerError || body != "internal error" {
 			t.Errorf("%s, hook error: %d %q", method, resp.StatusCode, body)
 		}
-		e := recv(t, rec.errs, "Error hook")
+		e := ssetest.Recv(t, rec.errs, "Error hook")
 		if !errors.Is(e.err, errHook) || e.peer != nil {
 			t.Errorf("%s: Error hook got %v for %v, want %v for no peer", method, e.err, e.peer, errHook)
 		}
@@ -198,7 +199,7 @@ func TestUpgradeHookFails(t *testing.T) {
 		if resp.StatusCode != http.StatusInternalServerError || body != "internal error" {
 			t.Errorf("%s, hook panic: %d %q", method, resp.StatusCode, body)
 		}
-		e = recv(t, rec.errs, "Error hook")
+		e = ssetest.Recv(t, rec.errs, "Error hook")
 		var pe *handler.PanicError
 		if !errors.As(e.err, &pe) || pe.Hook != "Upgrade" || pe.Value != "upgrade exploded" {
 			t.Errorf("%s: Error hook got %v, want a PanicError from Upgrade", method, e.err)
@@ -230,7 +231,7 @@ func TestMessageHookPanics(t *testing.T) {
 	if code, body := s.post(id, strings.NewReader("boom")); code != http.StatusInternalServerError || body != "internal error" {
 		t.Fatalf("panicking hook: %d %q, want 500", code, body)
 	}
-	e := recv(t, rec.errs, "Error hook")
+	e := ssetest.Recv(t, rec.errs, "Error hook")
 	var pe *handler.PanicError
 	if !errors.As(e.err, &pe) || pe.Hook != "Message" || pe.Value != "message exploded" || len(pe.Stack) == 0 {
 		t.Fatalf("Error hook got %#v", e.err)
@@ -246,5 +247,5 @@ func TestMessageHookPanics(t *testing.T) {
 		t.Fatalf("next POST: %d", code)
 	}
 	rec.msg(t, id, "next")
-	st.ev.expect(t, "message", "echo next", eid(id, 1))
+	st.ev.Expect(t, "message", "echo next", eid(id, 1))
 }

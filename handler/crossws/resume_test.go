@@ -10,6 +10,7 @@ import (
 
 	"github.com/ssebridge/ssebridge/handler"
 	"github.com/ssebridge/ssebridge/handler/engine"
+	"github.com/ssebridge/ssebridge/internal/ssetest"
 )
 
 // detach drops a stream and waits until its peer noticed.
@@ -17,7 +18,7 @@ func (s *server) detach(st *stream, id string) *handler.Peer {
 	s.t.Helper()
 	p := s.peer(id)
 	st.close()
-	eventually(s.t, "peer "+id+" to detach", func() bool { return !p.Connected() })
+	ssetest.Eventually(s.t, "peer "+id+" to detach", func() bool { return !p.Connected() })
 	return p
 }
 
@@ -40,9 +41,9 @@ func TestResumeReplaysMissedFrames(t *testing.T) {
 	}
 	s := newServer(t, handler.Config{Hooks: hooks})
 	st, id := s.open()
-	recv(t, rec.opens, "Open")
+	ssetest.Recv(t, rec.opens, "Open")
 	for i := 1; i <= 5; i++ {
-		st.ev.expect(t, "message", "m"+itoa(i), eid(id, i))
+		st.ev.Expect(t, "message", "m"+itoa(i), eid(id, i))
 	}
 	p := s.detach(st, id)
 
@@ -59,12 +60,12 @@ func TestResumeReplaysMissedFrames(t *testing.T) {
 		t.Fatalf("resume: %d, X-Crossws-Id %q, want 200 %s", st2.resp.StatusCode, st2.resp.Header.Get("X-Crossws-Id"), id)
 	}
 	// The hello keeps the client's position.
-	st2.ev.expect(t, "crossws-id", id, eid(id, 2))
+	st2.ev.Expect(t, "crossws-id", id, eid(id, 2))
 	for i := 3; i <= 7; i++ {
-		st2.ev.expect(t, "message", "m"+itoa(i), eid(id, i))
+		st2.ev.Expect(t, "message", "m"+itoa(i), eid(id, i))
 	}
-	st2.ev.expect(t, "message", "welcome back", eid(id, 8))
-	if rp := recv(t, rec.resumes, "Resume"); rp != p {
+	st2.ev.Expect(t, "message", "welcome back", eid(id, 8))
+	if rp := ssetest.Recv(t, rec.resumes, "Resume"); rp != p {
 		t.Fatalf("Resume hook for %s", rp.ID())
 	}
 	if n := opens.Load(); n != 1 {
@@ -75,7 +76,7 @@ func TestResumeReplaysMissedFrames(t *testing.T) {
 	}
 	// The resumed stream goes on.
 	_ = p.SendText("live")
-	st2.ev.expect(t, "message", "live", eid(id, 9))
+	st2.ev.Expect(t, "message", "live", eid(id, 9))
 	if code, _ := s.post(id, strings.NewReader("up")); code != http.StatusOK {
 		t.Fatal("POST after resume")
 	}
@@ -87,9 +88,9 @@ func TestResumeReplaysMissedFrames(t *testing.T) {
 	if st3.resp.Header.Get("X-Crossws-Id") != id {
 		t.Fatalf("resume from .0 gave peer %s", st3.resp.Header.Get("X-Crossws-Id"))
 	}
-	st3.ev.expect(t, "crossws-id", id, eid(id, 0))
+	st3.ev.Expect(t, "crossws-id", id, eid(id, 0))
 	for i := 1; i <= 7; i++ {
-		st3.ev.expect(t, "message", "m"+itoa(i), eid(id, i))
+		st3.ev.Expect(t, "message", "m"+itoa(i), eid(id, i))
 	}
 	if p.Resumes() != 2 {
 		t.Fatalf("Resumes %d, want 2", p.Resumes())
@@ -103,19 +104,19 @@ func TestResumeTakesOverOpenStream(t *testing.T) {
 	st, id := s.open()
 	p := s.peer(id)
 	_ = p.SendText("before")
-	st.ev.expect(t, "message", "before", eid(id, 1))
+	st.ev.Expect(t, "message", "before", eid(id, 1))
 
 	st2 := s.get("Last-Event-ID", eid(id, 1))
 	if st2.resp.Header.Get("X-Crossws-Id") != id {
 		t.Fatalf("takeover gave peer %q", st2.resp.Header.Get("X-Crossws-Id"))
 	}
-	st2.ev.expect(t, "crossws-id", id, eid(id, 1))
-	recv(t, rec.resumes, "Resume")
+	st2.ev.Expect(t, "crossws-id", id, eid(id, 1))
+	ssetest.Recv(t, rec.resumes, "Resume")
 	// The old response ends, without a close event.
-	st.ev.end(t)
+	st.ev.End(t)
 
 	_ = p.SendText("after")
-	st2.ev.expect(t, "message", "after", eid(id, 2))
+	st2.ev.Expect(t, "message", "after", eid(id, 2))
 	if p.Resumes() != 1 || !p.Connected() || p.Closed() {
 		t.Fatalf("Resumes %d connected %v closed %v", p.Resumes(), p.Connected(), p.Closed())
 	}
@@ -143,9 +144,9 @@ func TestResumeQueuedFramesAreNotTrimmed(t *testing.T) {
 	if st2.resp.Header.Get("X-Crossws-Id") != id {
 		t.Fatalf("resume gave peer %q", st2.resp.Header.Get("X-Crossws-Id"))
 	}
-	st2.ev.event(t)
+	st2.ev.Event(t)
 	for i := 1; i <= 20; i++ {
-		st2.ev.expect(t, "message", msg, eid(id, i))
+		st2.ev.Expect(t, "message", msg, eid(id, i))
 	}
 }
 
@@ -154,17 +155,17 @@ func TestResumeBeyondReplayBudget(t *testing.T) {
 	rec := newRecorder()
 	s := newServer(t, handler.Config{Hooks: rec.hooks(), ReplaySize: 200})
 	st, id := s.open()
-	recv(t, rec.opens, "Open")
+	ssetest.Recv(t, rec.opens, "Open")
 	p := s.peer(id)
 	msg := strings.Repeat("r", 50)
 	for i := 1; i <= 20; i++ {
 		_ = p.SendText(msg)
-		st.ev.expect(t, "message", msg, eid(id, i))
+		st.ev.Expect(t, "message", msg, eid(id, i))
 	}
 	// Frame 21 written means frames up to 20 were accounted as written
 	// (and the old ones trimmed) before it.
 	_ = p.SendText("marker")
-	st.ev.expect(t, "message", "marker", eid(id, 21))
+	st.ev.Expect(t, "message", "marker", eid(id, 21))
 	s.detach(st, id)
 
 	st2 := s.get("Last-Event-ID", eid(id, 1))
@@ -175,14 +176,14 @@ func TestResumeBeyondReplayBudget(t *testing.T) {
 	if nid == id || !engine.ValidID(nid) {
 		t.Fatalf("resume beyond the replay budget gave peer %q, want a new one", nid)
 	}
-	st2.ev.expect(t, "crossws-id", nid, eid(nid, 0))
+	st2.ev.Expect(t, "crossws-id", nid, eid(nid, 0))
 	if d := rec.closeOf(t, id); d.Code != handler.CloseAbnormal {
 		t.Fatalf("old peer closed with %+v, want 1006", d)
 	}
 	if _, ok := s.h.Peer(id); ok {
 		t.Fatal("old peer still open")
 	}
-	if np := recv(t, rec.opens, "Open of the new peer"); np.ID() != nid {
+	if np := ssetest.Recv(t, rec.opens, "Open of the new peer"); np.ID() != nid {
 		t.Fatalf("Open for %s", np.ID())
 	}
 	// The old peer was lost, not closed by the application: no tombstone,
@@ -200,7 +201,7 @@ func TestResumeGarbageLastEventID(t *testing.T) {
 	st, id := s.open()
 	p := s.peer(id)
 	_ = p.SendText("one")
-	st.ev.expect(t, "message", "one", eid(id, 1))
+	st.ev.Expect(t, "message", "one", eid(id, 1))
 
 	rng := rand.New(rand.NewPCG(1, 2))
 	randomString := func(n int) string {
@@ -255,7 +256,7 @@ func TestResumeGarbageLastEventID(t *testing.T) {
 			t.Fatalf("Last-Event-ID %q: %d peer %q, want 200 and a new peer", short(g), st2.resp.StatusCode, nid)
 		}
 		seen[nid] = true
-		st2.ev.expect(t, "crossws-id", nid, eid(nid, 0))
+		st2.ev.Expect(t, "crossws-id", nid, eid(nid, 0))
 		st2.close()
 	}
 	// The peer whose id was abused is untouched.
@@ -263,7 +264,7 @@ func TestResumeGarbageLastEventID(t *testing.T) {
 		t.Fatalf("abused peer: closed %v connected %v resumes %d", p.Closed(), p.Connected(), p.Resumes())
 	}
 	_ = p.SendText("two")
-	st.ev.expect(t, "message", "two", eid(id, 2))
+	st.ev.Expect(t, "message", "two", eid(id, 2))
 
 	// A sequence number never sent cannot be resumed: a new peer.
 	st3 := s.get("Last-Event-ID", eid(id, 1000))
@@ -310,8 +311,8 @@ func TestResumeOfPeerClosedWhileAway(t *testing.T) {
 	if got := st2.resp.Header.Get("X-Crossws-Id"); got != "" {
 		t.Fatalf("reconnection to a closed peer got X-Crossws-Id %q", got)
 	}
-	items := st2.ev.rest(t)
-	if len(items) != 1 || items[0].Kind != itemEvent {
+	items := st2.ev.Rest(t)
+	if len(items) != 1 || items[0].Kind != ssetest.ItemEvent {
 		t.Fatalf("got %+v, want only the close event", items)
 	}
 	ev := items[0]
@@ -343,7 +344,7 @@ func TestRejectedResumeLeavesPeerAlone(t *testing.T) {
 	st, id := s.open("Authorization", "Bearer ok")
 	p := s.peer(id)
 	_ = p.SendText("one")
-	st.ev.expect(t, "message", "one", eid(id, 1))
+	st.ev.Expect(t, "message", "one", eid(id, 1))
 
 	for _, last := range []string{eid(id, 1), eid(id, 0), eid(id, 1000)} {
 		st2 := s.get("Last-Event-ID", last)
@@ -356,5 +357,5 @@ func TestRejectedResumeLeavesPeerAlone(t *testing.T) {
 		}
 	}
 	_ = p.SendText("two")
-	st.ev.expect(t, "message", "two", eid(id, 2))
+	st.ev.Expect(t, "message", "two", eid(id, 2))
 }

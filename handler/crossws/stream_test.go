@@ -8,6 +8,7 @@ import (
 
 	"github.com/ssebridge/ssebridge/handler"
 	"github.com/ssebridge/ssebridge/handler/engine"
+	"github.com/ssebridge/ssebridge/internal/ssetest"
 )
 
 func TestStreamHeadersAndFirstEvents(t *testing.T) {
@@ -40,10 +41,10 @@ func TestStreamHeadersAndFirstEvents(t *testing.T) {
 	if !engine.ValidID(id) {
 		t.Fatalf("X-Crossws-Id %q is not a peer id", id)
 	}
-	st.ev.expect(t, "crossws-id", id, id+".0")
-	st.ev.expect(t, "message", "one", id+".1")
-	st.ev.expect(t, "message", "two", id+".2")
-	st.ev.expect(t, "message", `{"n":3}`, id+".3")
+	st.ev.Expect(t, "crossws-id", id, id+".0")
+	st.ev.Expect(t, "message", "one", id+".1")
+	st.ev.Expect(t, "message", "two", id+".2")
+	st.ev.Expect(t, "message", `{"n":3}`, id+".3")
 	if p := s.peer(id); !p.Connected() || p.Resumes() != 0 {
 		t.Errorf("peer connected %v resumes %d, want true 0", p.Connected(), p.Resumes())
 	}
@@ -96,16 +97,16 @@ func TestStreamMultilineData(t *testing.T) {
 	}})
 	st, id := s.open()
 	for i, w := range want {
-		st.ev.expect(t, "message", w, eid(id, i+1))
+		st.ev.Expect(t, "message", w, eid(id, i+1))
 	}
 	// Nothing leaked out of the data lines: no retry field, no comment.
 	_ = s.peer(id).SendText("end")
 	for {
-		it, ok := st.ev.next(t)
+		it, ok := st.ev.Next(t)
 		if !ok {
 			t.Fatal("stream ended")
 		}
-		if it.Kind != itemEvent {
+		if it.Kind != ssetest.ItemEvent {
 			t.Fatalf("got %+v from message data", it)
 		}
 		if it.Data == "end" {
@@ -141,11 +142,11 @@ func TestStreamRetryField(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, handler.Config{Retry: 2500 * time.Millisecond})
 	st := s.get()
-	it, ok := st.ev.next(t)
-	if !ok || it.Kind != itemRetry || it.Text != "2500" {
+	it, ok := st.ev.Next(t)
+	if !ok || it.Kind != ssetest.ItemRetry || it.Text != "2500" {
 		t.Fatalf("first item %+v, want retry 2500", it)
 	}
-	hello := st.ev.event(t)
+	hello := st.ev.Event(t)
 	if hello.Type != "crossws-id" || hello.Data != st.resp.Header.Get("X-Crossws-Id") {
 		t.Fatalf("hello %+v", hello)
 	}
@@ -155,8 +156,8 @@ func TestStreamNoRetryByDefault(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, handler.Config{MaxStreamDuration: 50 * time.Millisecond})
 	st := s.get()
-	for _, it := range st.ev.rest(t) {
-		if it.Kind == itemRetry {
+	for _, it := range st.ev.Rest(t) {
+		if it.Kind == ssetest.ItemRetry {
 			t.Fatalf("retry %q sent without Config.Retry", it.Text)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ssebridge/ssebridge/handler"
+	"github.com/ssebridge/ssebridge/internal/ssetest"
 )
 
 // upload is a streamed upload in progress (crossws's stream mode): a POST
@@ -55,7 +56,7 @@ func (u *upload) write(s string) {
 // result waits for the response and checks it.
 func (u *upload) result(status int, body string) {
 	u.t.Helper()
-	r := recv(u.t, u.done, "the upload's response")
+	r := ssetest.Recv(u.t, u.done, "the upload's response")
 	if r.err != nil || r.status != status || r.body != body {
 		u.t.Fatalf("upload response %d %q (err %v), want %d %q", r.status, r.body, r.err, status, body)
 	}
@@ -114,7 +115,7 @@ func TestStreamedUploadBoundedPieces(t *testing.T) {
 	u.write(big)
 	var got strings.Builder
 	for got.Len() < len(big) {
-		m := recv(t, rec.msgs, "a piece of the upload")
+		m := ssetest.Recv(t, rec.msgs, "a piece of the upload")
 		if len(m.text) > limit || len(m.text) == 0 {
 			t.Fatalf("piece of %d bytes, want 1 to %d", len(m.text), limit)
 		}
@@ -146,8 +147,8 @@ func TestStreamedUploadEndsWhenPeerCloses(t *testing.T) {
 	if d := rec.closeOf(t, id); d.Code != 4001 || d.Reason != "bye" {
 		t.Fatalf("Close hook %+v", d)
 	}
-	st.ev.expect(t, "close", `{"code":4001,"reason":"bye"}`, id+".closed")
-	st.ev.end(t)
+	st.ev.Expect(t, "close", `{"code":4001,"reason":"bye"}`, id+".closed")
+	st.ev.End(t)
 	// A new upload to the closed peer is refused.
 	if code, body := s.post(id, unsized("late"), "Content-Type", "application/octet-stream"); code != http.StatusBadRequest || body != "invalid peer id" {
 		t.Fatalf("upload to a closed peer: %d %q", code, body)
