@@ -78,8 +78,9 @@ type Node interface {
 	// the caller after Publish returns.
 	Publish(ctx context.Context, p Publication) error
 
-	// Close detaches the node: its sessions are forgotten and its Receiver
-	// is called no more once Close returns.
+	// Close detaches the node: its sessions are forgotten, and once Close
+	// returns its Receiver gets no new calls (a call already under way may
+	// still finish; the engine expects that).
 	Close() error
 }
 
@@ -88,6 +89,12 @@ type Receiver interface {
 	// Deliver hands over an upstream message for a session this node
 	// registered. It returns an error wrapping ErrUnknownSession if the
 	// session is no longer here. data is only valid during the call.
+	//
+	// Deliver runs the application's Message hook before it returns, and
+	// the hook may call back into the Node (Publish, Subscribe, Route): a
+	// backend must not hold its own locks while it calls Deliver. A
+	// backend that reads several sessions' messages in one loop should hand
+	// them to Deliver so that one slow hook does not hold up the others.
 	Deliver(session string, data []byte) error
 	// Broadcast hands over a publication for a topic this node subscribed
 	// to. p.Data is only valid during the call. A backend may hold locks

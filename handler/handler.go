@@ -88,6 +88,8 @@ var (
 	ErrShuttingDown  = engine.ErrShuttingDown
 	ErrTooManyTopics = engine.ErrTooManyTopics
 	ErrInvalidTopic  = engine.ErrInvalidTopic
+	ErrTooLarge      = engine.ErrTooLarge
+	ErrTooManyPeers  = engine.ErrTooManyPeers
 )
 
 // Config configures a Handler. Every field is optional; the zero value
@@ -105,6 +107,8 @@ type Config struct {
 	// origin: "*", exact origins like "https://app.example.com", or
 	// wildcard subdomains like "https://*.example.com". Requests without an
 	// Origin header (non-browser clients) are always allowed. Others get 403.
+	// Listed origins get credentialed CORS access (the user's cookies);
+	// origins allowed only by "*" get access without credentials.
 	AllowedOrigins []string
 	// MaxMessageSize bounds one upstream message. Default 64 KiB; larger
 	// POST bodies get 413.
@@ -137,6 +141,10 @@ type Config struct {
 	MaxTopics int
 	// MaxUploads bounds the streamed uploads one peer keeps open. Default 4.
 	MaxUploads int
+	// MaxPeers bounds the peers of this instance, those waiting for their
+	// client to resume included. Stream requests over it are asked to
+	// retry later. Default: no limit.
+	MaxPeers int
 }
 
 // Handler serves ssebridge's protocols. Create it with New, serve it with an
@@ -160,6 +168,7 @@ func New(cfg Config) (*Handler, error) {
 		WriteTimeout:      cfg.WriteTimeout,
 		MaxStreamDuration: cfg.MaxStreamDuration,
 		MaxTopics:         cfg.MaxTopics,
+		MaxPeers:          cfg.MaxPeers,
 	})
 	if err != nil {
 		return nil, err

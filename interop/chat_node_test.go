@@ -112,11 +112,22 @@ func testChatCrossws(t *testing.T, mode string) {
 		if len(posts) != wantPosts {
 			t.Errorf("%s (%s mode) made %d POSTs, want %d:%s", client, mode, len(posts), wantPosts, dump(posts))
 		}
+		// Every POST carries the client's one secret peer id, which the
+		// room never publishes (member ids are not peer ids).
 		for _, p := range posts {
 			streamed := p.Streamed && p.ContentType == "application/octet-stream"
-			if streamed != (mode == "stream") || p.ID != idOf[client] {
-				t.Errorf("%s (%s mode): unexpected POST %s (own peer id %q)", client, mode, p, idOf[client])
+			if streamed != (mode == "stream") || p.ID == "" || p.ID != posts[0].ID {
+				t.Errorf("%s (%s mode): unexpected POST %s", client, mode, p)
 			}
+			for name, member := range idOf {
+				if p.ID == member {
+					t.Errorf("%s's peer id %q was published as %s's member id", client, p.ID, name)
+				}
+			}
+		}
+		// The welcome gave the client its own member id.
+		if w := only(got[client], "welcome"); len(w) != 1 || w[0].ID != idOf[client] || w[0].Name != client {
+			t.Errorf("%s: welcome %s, want one with member id %q", client, dump(w), idOf[client])
 		}
 	}
 	if idOf["alice"] == "" || idOf["alice"] == idOf["bob"] {

@@ -169,6 +169,7 @@ type nodeEvent struct {
 	Message     string     `json:"message"`
 	Body        string     `json:"body"`
 	From        string     `json:"from"`
+	Name        string     `json:"name"`
 	ID          string     `json:"id"`
 	Text        string     `json:"text"`
 	Peers       []chatPeer `json:"peers"`

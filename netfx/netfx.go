@@ -78,8 +78,8 @@ func (x *exchange) Body() io.Reader       { return x.r.Body }
 func (x *exchange) ContentLength() int64  { return x.r.ContentLength }
 func (x *exchange) SetHeader(k, v string) { x.w.Header().Set(k, v) }
 func (x *exchange) WriteHeader(code int) {
-	if code == http.StatusOK && x.r.ProtoMajor >= 2 {
-		// Go's HTTP/2 server drops it anyway; it is forbidden there.
+	if x.r.ProtoMajor >= 2 {
+		// Connection-specific headers are forbidden in HTTP/2.
 		x.w.Header().Del("Connection")
 	}
 	x.w.WriteHeader(code)

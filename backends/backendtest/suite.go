@@ -53,6 +53,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) backends.Backend) {
 		{"UnsubscribeStopsDelivery", testUnsubscribe},
 		{"SubscribeIsIdempotent", testSubscribeIdempotent},
 		{"CloseForgetsNode", testClose},
+		{"DeliverMayCallNode", testDeliverReentrant},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,6 +64,11 @@ func Run(t *testing.T, newBackend func(t *testing.T) backends.Backend) {
 
 // Recorder is a backends.Receiver that records what it is given.
 type Recorder struct {
+	// OnDeliver, when set, runs inside Deliver before it records the
+	// message, as an application's Message hook would; set it before the
+	// node receives anything.
+	OnDeliver func(session string, data []byte)
+
 	mu       sync.Mutex
 	cond     *sync.Cond
 	sessions map[string]bool // sessions Deliver accepts
@@ -72,8 +78,8 @@ type Recorder struct {
 
 // Upstream is one recorded Deliver call.
 type Upstream struct {
-	Session string
-	Data    string
+	Session string // the session the message was routed to
+	Data    string // the message
 }
 
 // NewRecorder returns an empty Recorder.
@@ -93,10 +99,16 @@ func (r *Recorder) Accept(session string) {
 // Deliver implements backends.Receiver.
 func (r *Recorder) Deliver(session string, data []byte) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.sessions[session] {
+	known := r.sessions[session]
+	r.mu.Unlock()
+	if !known {
 		return fmt.Errorf("recorder: %w", backends.ErrUnknownSession)
 	}
+	if r.OnDeliver != nil {
+		r.OnDeliver(session, data)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.upstream = append(r.upstream, Upstream{Session: session, Data: string(data)})
 	r.cond.Broadcast()
 	return nil
@@ -422,5 +434,49 @@ func testClose(t *testing.T, b backends.Backend) {
 	}
 	if err := a.Close(); err != nil {
 		t.Fatalf("second Close: %v, want nil", err)
+	}
+}
+
+// testDeliverReentrant: a Message hook (inside Deliver) publishes, subscribes
+// and routes through its own node, as applications do; the backend must not
+// deadlock and the calls must work.
+func testDeliverReentrant(t *testing.T, b backends.Backend) {
+	a, ra := attach(t, b)
+	c, rc := attach(t, b)
+	register(t, c, rc, "other")
+	subscribe(t, c, "echo")
+	ctx := context.Background()
+	hookErrs := make(chan error, 3)
+	ra.OnDeliver = func(session string, data []byte) {
+		hookErrs <- a.Subscribe(ctx, "joined")
+		hookErrs <- a.Publish(ctx, backends.Publication{Topic: "echo", Data: data})
+		hookErrs <- a.Route(ctx, "other", data)
+	}
+	register(t, a, ra, "s1")
+	done := make(chan error, 1)
+	go func() { done <- c.Route(ctx, "s1", []byte("ping")) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Route: %v", err)
+		}
+	case <-time.After(Timeout):
+		t.Fatal("Route did not return: the backend deadlocks when Deliver calls back into the node")
+	}
+	for range 3 {
+		select {
+		case err := <-hookErrs:
+			if err != nil {
+				t.Fatalf("a node call from inside Deliver failed: %v", err)
+			}
+		case <-time.After(Timeout):
+			t.Fatal("the hook's node calls did not return")
+		}
+	}
+	if p := rc.WaitPublications(t, 1)[0]; string(p.Data) != "ping" {
+		t.Errorf("publication from the hook: %q", p.Data)
+	}
+	if u := rc.WaitUpstream(t, 1)[0]; u != (Upstream{"other", "ping"}) {
+		t.Errorf("route from the hook: %+v", u)
 	}
 }

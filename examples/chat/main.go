@@ -6,8 +6,12 @@
 //	go run ./examples/chat -addr 127.0.0.1:9000
 //
 // Every text message a peer sends is delivered to every connected peer, the
-// sender included, as JSON {"type":"message","from":…,"text":…}; whenever
-// someone joins or leaves, everyone gets {"type":"presence","peers":[…]}.
+// sender included, as JSON {"type":"message","from":…,"id":…,"text":…};
+// whenever someone joins or leaves, everyone gets
+// {"type":"presence","peers":[{"id":…,"name":…}]}. A joining peer first gets
+// {"type":"welcome","id":…,"name":…} with its own member id. Member ids are
+// public; the peer id (the x-crossws-id) is the peer's secret and is never
+// shown to others.
 package main
 
 import (

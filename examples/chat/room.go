@@ -2,6 +2,8 @@ package main
 
 import (
 	"cmp"
+	"crypto/rand"
+	"encoding/base64"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -18,12 +20,24 @@ const maxNameRunes = 32
 // nameKey holds each peer's display name, set in the Upgrade hook.
 var nameKey = handler.NewKey[string]("name")
 
+// memberKey holds each peer's public member id. The peer id is a secret
+// (whoever knows it can send as the peer and take over its stream), so the
+// room never shows it to others.
+var memberKey = handler.NewKey[string]("member")
+
 // chatMessage is what every peer receives when someone writes.
 type chatMessage struct {
 	Type string `json:"type"` // "message"
 	From string `json:"from"`
-	ID   string `json:"id"` // the sender's peer id
+	ID   string `json:"id"` // the sender's member id
 	Text string `json:"text"`
+}
+
+// welcome tells a peer its own member id.
+type welcome struct {
+	Type string `json:"type"` // "welcome"
+	ID   string `json:"id"`
+	Name string `json:"name"`
 }
 
 // presence lists who is connected.
@@ -48,6 +62,7 @@ func (r *room) hooks() handler.Hooks {
 		Upgrade: func(u *handler.Upgrade) error {
 			if u.Kind == handler.UpgradeOpen {
 				nameKey.Set(u, displayName(u.Request.Query().Get("name")))
+				memberKey.Set(u, newMemberID())
 			}
 			return nil
 		},
@@ -56,11 +71,15 @@ func (r *room) hooks() handler.Hooks {
 				_ = p.Close(handler.CloseInternalError, "cannot join the room")
 				return
 			}
+			name, _ := nameKey.Get(p)
+			member, _ := memberKey.Get(p)
+			_ = p.Send(welcome{Type: "welcome", ID: member, Name: name})
 			r.announce()
 		},
 		Message: func(p *handler.Peer, m handler.Message) {
 			name, _ := nameKey.Get(p)
-			_ = r.h.Publish(topic, chatMessage{Type: "message", From: name, ID: p.ID(), Text: m.Text()})
+			member, _ := memberKey.Get(p)
+			_ = r.h.Publish(topic, chatMessage{Type: "message", From: name, ID: member, Text: m.Text()})
 		},
 		Close: func(*handler.Peer, handler.CloseDetails) { r.announce() },
 	}
@@ -70,16 +89,21 @@ func (r *room) hooks() handler.Hooks {
 func (r *room) announce() {
 	list := presence{Type: "presence", Peers: []member{}}
 	for p := range r.h.Peers() {
-		if p.Closed() {
-			continue
-		}
 		name, _ := nameKey.Get(p)
-		list.Peers = append(list.Peers, member{ID: p.ID(), Name: name})
+		id, _ := memberKey.Get(p)
+		list.Peers = append(list.Peers, member{ID: id, Name: name})
 	}
 	slices.SortFunc(list.Peers, func(a, b member) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
 	})
 	_ = r.h.Publish(topic, list)
+}
+
+// newMemberID returns a random public id for a member.
+func newMemberID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // displayName cleans a requested name: printable, at most 32 runes, or

@@ -112,17 +112,30 @@ func TestOriginAllowedList(t *testing.T) {
 	}
 }
 
+// "*" lets any page read the stream, but without credentials: a page on
+// another site must not act as the user whose cookies the browser holds.
+// Origins listed explicitly keep credentialed access.
 func TestOriginAny(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, handler.Config{AllowedOrigins: []string{"*"}})
+	s := newServer(t, handler.Config{AllowedOrigins: []string{"*", "https://app.test"}})
 	for _, o := range []string{"https://anything.test", "null", "http://x:1"} {
 		st, _ := s.open("Origin", o)
-		if got := st.resp.Header.Get("Access-Control-Allow-Origin"); got != o {
-			t.Errorf("origin %q: Access-Control-Allow-Origin %q", o, got)
+		if got := st.resp.Header.Get("Access-Control-Allow-Origin"); got != "*" {
+			t.Errorf("origin %q: Access-Control-Allow-Origin %q, want *", o, got)
+		}
+		if got := st.resp.Header.Get("Access-Control-Allow-Credentials"); got != "" {
+			t.Errorf("origin %q allowed by \"*\": Access-Control-Allow-Credentials %q, want none", o, got)
 		}
 		if got := st.resp.Header.Get("Vary"); got != "Origin" {
 			t.Errorf("origin %q: Vary %q", o, got)
 		}
+	}
+	st, _ := s.open("Origin", "https://app.test")
+	if got := st.resp.Header.Get("Access-Control-Allow-Origin"); got != "https://app.test" {
+		t.Errorf("listed origin: Access-Control-Allow-Origin %q", got)
+	}
+	if got := st.resp.Header.Get("Access-Control-Allow-Credentials"); got != "true" {
+		t.Errorf("listed origin: Access-Control-Allow-Credentials %q, want true", got)
 	}
 }
 

@@ -125,10 +125,9 @@ func TestUpgradeHookRejects(t *testing.T) {
 	s := newServer(t, handler.Config{Hooks: hooks})
 
 	// Stream requests.
-	st := s.get("X-Test", "reject")
-	b, _ := io.ReadAll(st.resp.Body)
-	if st.resp.StatusCode != http.StatusUnauthorized || string(b) != "nope" {
-		t.Fatalf("rejected GET: %d %q", st.resp.StatusCode, b)
+	resp, b := s.do(http.MethodGet, nil, "Accept", "text/event-stream", "X-Test", "reject")
+	if resp.StatusCode != http.StatusUnauthorized || b != "nope" {
+		t.Fatalf("rejected GET: %d %q", resp.StatusCode, b)
 	}
 	if n := s.peerCount(); n != 0 {
 		t.Fatalf("rejected GET opened %d peers", n)

@@ -95,18 +95,19 @@ const allowedMethods = "GET, POST, OPTIONS"
 // Serve answers one request.
 func (p *Protocol) Serve(x engine.Exchange) {
 	origin := x.Header("Origin")
-	if !p.origins.Allowed(origin, x.Host()) {
+	cors, ok := p.origins.Check(origin, x.Host())
+	if !ok {
 		engine.WriteError(x, http.StatusForbidden, "origin not allowed")
 		return
 	}
 	switch x.Method() {
 	case http.MethodGet:
-		p.serveStream(x, origin)
+		p.serveStream(x, cors)
 	case http.MethodPost:
-		p.serveUpload(x, origin)
+		p.serveUpload(x, cors)
 	case http.MethodOptions:
 		if origin != "" && x.Header("Access-Control-Request-Method") != "" {
-			engine.Preflight(x, origin, allowedMethods)
+			cors.Preflight(x, allowedMethods)
 			return
 		}
 		x.SetHeader("Allow", allowedMethods)
@@ -156,13 +157,13 @@ func callUpgrade(h func(*engine.Upgrade) error, u *engine.Upgrade) (err error) {
 }
 
 // serveStream opens or resumes a stream.
-func (p *Protocol) serveStream(x engine.Exchange, origin string) {
+func (p *Protocol) serveStream(x engine.Exchange, cors engine.CORS) {
 	if !acceptsEventStream(x.Header("Accept")) {
 		engine.WriteError(x, http.StatusNotAcceptable, "this endpoint serves text/event-stream: send Accept: text/event-stream")
 		return
 	}
 	if p.e.ShuttingDown() {
-		p.writeRetryLater(x, origin, "shutting down")
+		p.writeRetryLater(x, cors, "shutting down")
 		return
 	}
 
@@ -204,11 +205,11 @@ func (p *Protocol) serveStream(x engine.Exchange, origin string) {
 	switch {
 	case closedPeer:
 		// 204 makes EventSource stop for good.
-		engine.SetCORS(x, origin, "")
+		cors.Set(x, "")
 		x.WriteHeader(http.StatusNoContent)
 		return
 	case gone:
-		p.writeTombstone(x, origin, peerID, tombstone)
+		p.writeTombstone(x, cors, peerID, tombstone)
 		return
 	case lost != nil:
 		lost.Expire("resume failed: the frames the client missed are no longer kept")
@@ -218,25 +219,27 @@ func (p *Protocol) serveStream(x engine.Exchange, origin string) {
 	if peer != nil {
 		var err error
 		if st, err = p.e.Resume(peer, x, last); err != nil {
-			// Closed or out of reach since the check: start afresh.
-			st = nil
+			// The peer closed or moved on since the check. The hook
+			// accepted a resume, not a new peer: let the client come
+			// back, and be judged afresh.
+			p.writeRetryLater(x, cors, "cannot resume now")
+			return
 		}
-	}
-	if st == nil {
+	} else {
 		var err error
 		st, err = p.e.Open(x.Context(), x, u, theCodec)
 		if err != nil {
-			if !errors.Is(err, engine.ErrShuttingDown) {
+			if !errors.Is(err, engine.ErrShuttingDown) && !errors.Is(err, engine.ErrTooManyPeers) {
 				p.e.ReportError(nil, err)
 			}
-			p.writeRetryLater(x, origin, "cannot open a stream now")
+			p.writeRetryLater(x, cors, "cannot open a stream now")
 			return
 		}
 	}
 	id := st.Peer().ID()
 	setStreamHeaders(x)
 	x.SetHeader("X-Crossws-Id", id)
-	engine.SetCORS(x, origin, "X-Crossws-Id")
+	cors.Set(x, "X-Crossws-Id")
 	for _, h := range u.Headers() {
 		x.SetHeader(h[0], h[1])
 	}
@@ -245,9 +248,9 @@ func (p *Protocol) serveStream(x engine.Exchange, origin string) {
 
 // writeTombstone answers a reconnection of a peer the server closed while
 // its client was away: the close event, then the end of the stream.
-func (p *Protocol) writeTombstone(x engine.Exchange, origin, id string, d engine.CloseDetails) {
+func (p *Protocol) writeTombstone(x engine.Exchange, cors engine.CORS, id string, d engine.CloseDetails) {
 	setStreamHeaders(x)
-	engine.SetCORS(x, origin, "")
+	cors.Set(x, "")
 	x.WriteHeader(http.StatusOK)
 	_, _ = x.Write(appendCloseEvent(nil, id, d))
 	_ = x.Flush()
@@ -263,9 +266,9 @@ const retryLater = time.Second
 // sets the reconnection delay and ends: the client reconnects, through the
 // load balancer, to this instance once it recovers or to another one. The
 // peer the client may be resuming is not touched.
-func (p *Protocol) writeRetryLater(x engine.Exchange, origin, reason string) {
+func (p *Protocol) writeRetryLater(x engine.Exchange, cors engine.CORS, reason string) {
 	setStreamHeaders(x)
-	engine.SetCORS(x, origin, "")
+	cors.Set(x, "")
 	x.WriteHeader(http.StatusOK)
 	b := sse.AppendComment(nil, reason)
 	b = sse.AppendRetry(b, retryLater)

@@ -1,7 +1,6 @@
 package crossws_test
 
 import (
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -347,10 +346,9 @@ func TestRejectedResumeLeavesPeerAlone(t *testing.T) {
 	st.ev.Expect(t, "message", "one", eid(id, 1))
 
 	for _, last := range []string{eid(id, 1), eid(id, 0), eid(id, 1000)} {
-		st2 := s.get("Last-Event-ID", last)
-		b, _ := io.ReadAll(st2.resp.Body)
-		if st2.resp.StatusCode != http.StatusUnauthorized || string(b) != "who are you" {
-			t.Fatalf("unauthorised resume from %s: %d %q", last, st2.resp.StatusCode, b)
+		resp, b := s.do(http.MethodGet, nil, "Accept", "text/event-stream", "Last-Event-ID", last)
+		if resp.StatusCode != http.StatusUnauthorized || b != "who are you" {
+			t.Fatalf("unauthorised resume from %s: %d %q", last, resp.StatusCode, b)
 		}
 		if p.Closed() || !p.Connected() || p.Resumes() != 0 {
 			t.Fatalf("after a rejected resume from %s: closed %v connected %v resumes %d", last, p.Closed(), p.Connected(), p.Resumes())

@@ -13,7 +13,18 @@ import (
 )
 
 // serveUpload handles a POST carrying messages for a peer.
-func (p *Protocol) serveUpload(x engine.Exchange, origin string) {
+func (p *Protocol) serveUpload(x engine.Exchange, cors engine.CORS) {
+	streamed := x.ContentLength() < 0 && isOctetStream(x.Header("Content-Type"))
+	if streamed {
+		// crossws's stream mode never ends its body. Answer without
+		// reading it all first (full duplex), and once answered stop
+		// reading it: a past read deadline keeps the runtime from draining
+		// it, and the connection is closed.
+		_ = x.EnableFullDuplex()
+		x.SetHeader("Connection", "close")
+		defer func() { _ = x.SetReadDeadline(time.Unix(1, 0)) }()
+		x = &refusal{Exchange: x}
+	}
 	id := x.Header("X-Crossws-Id")
 	if id == "" {
 		engine.WriteError(x, http.StatusBadRequest, "missing x-crossws-id header")
@@ -27,15 +38,37 @@ func (p *Protocol) serveUpload(x engine.Exchange, origin string) {
 	if !p.upgrade(x, u) {
 		return
 	}
-	engine.SetCORS(x, origin, "")
+	cors.Set(x, "")
 	for _, h := range u.Headers() {
 		x.SetHeader(h[0], h[1])
 	}
-	if x.ContentLength() < 0 && isOctetStream(x.Header("Content-Type")) {
+	if streamed {
 		p.serveStreamedUpload(x, id)
 		return
 	}
 	p.serveSingleUpload(x, id)
+}
+
+// refusal wraps the exchange of a streamed upload: before an error status is
+// written, it reads what the client is still sending for a moment, so that a
+// client whose body does end (a finite stream) reads the answer instead of
+// failing to write into a closed connection.
+type refusal struct {
+	engine.Exchange
+}
+
+// drainFor and drainMax bound what a refused streamed upload is read for.
+const (
+	drainFor = 100 * time.Millisecond
+	drainMax = 256 << 10
+)
+
+func (r *refusal) WriteHeader(status int) {
+	if status >= 400 {
+		_ = r.SetReadDeadline(time.Now().Add(drainFor))
+		_, _ = io.CopyN(io.Discard, r.Body(), drainMax)
+	}
+	r.Exchange.WriteHeader(status)
 }
 
 // serveSingleUpload delivers a whole body as one message.
@@ -69,27 +102,25 @@ func (p *Protocol) serveSingleUpload(x engine.Exchange, id string) {
 // each read, cut so as not to split a UTF-8 sequence, is one message.
 func (p *Protocol) serveStreamedUpload(x engine.Exchange, id string) {
 	ctx := x.Context()
-	exists, err := p.e.Exists(ctx, id)
-	if err != nil {
-		p.writeUpstreamError(x, err)
-		return
-	}
-	if !exists {
-		engine.WriteError(x, http.StatusBadRequest, "invalid peer id")
-		return
-	}
-	if peer, ok := p.e.Peer(id); ok {
+	// The upload lasts as long as the peer: no server read timeout. This
+	// comes before TrackUpload, whose abort (a past read deadline) must not
+	// be undone.
+	_ = x.SetReadDeadline(time.Time{})
+	peer, local := p.e.Peer(id)
+	if local {
 		release, err := peer.TrackUpload(x, p.cfg.MaxUploads)
 		if err != nil {
 			engine.WriteError(x, http.StatusBadRequest, "invalid peer id")
 			return
 		}
 		defer release()
+	} else if exists, err := p.e.Exists(ctx, id); err != nil || !exists {
+		if err == nil {
+			err = backends.ErrUnknownSession
+		}
+		p.writeUpstreamError(x, err)
+		return
 	}
-	// The upload lasts as long as the peer: no server read timeout, and a
-	// response may be written before the body ends.
-	_ = x.EnableFullDuplex()
-	_ = x.SetReadDeadline(time.Time{})
 
 	bp := p.buffer()
 	defer p.bufPool.Put(bp)
@@ -104,7 +135,8 @@ func (p *Protocol) serveStreamedUpload(x engine.Exchange, id string) {
 			cut = completeUTF8(buf[:n])
 		}
 		if cut > 0 {
-			if err := p.e.Upstream(ctx, id, buf[:cut]); err != nil {
+			// A panicking Message hook was reported; the upload goes on.
+			if err := p.e.Upstream(ctx, id, buf[:cut]); err != nil && !errors.Is(err, engine.ErrHookPanicked) {
 				p.writeUpstreamError(x, err)
 				return
 			}
@@ -117,7 +149,7 @@ func (p *Protocol) serveStreamedUpload(x engine.Exchange, id string) {
 			x.WriteHeader(http.StatusOK)
 			return
 		}
-		if peer, ok := p.e.Peer(id); !ok || peer.Closed() {
+		if q, ok := p.e.Peer(id); !ok || q.Closed() {
 			engine.WriteError(x, http.StatusGone, "peer closed")
 			return
 		}
@@ -165,7 +197,7 @@ func isOctetStream(contentType string) bool {
 	return strings.EqualFold(strings.TrimSpace(mt), "application/octet-stream")
 }
 
-// buffer returns a pooled buffer of MaxMessageSize+1 bytes.
+// buffer returns a pooled buffer of max(MaxMessageSize, 4)+1 bytes.
 func (p *Protocol) buffer() *[]byte {
 	if bp, ok := p.bufPool.Get().(*[]byte); ok {
 		return bp

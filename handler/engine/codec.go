@@ -50,4 +50,6 @@ func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), le
 
 func marshalJSON(v any) ([]byte, error) { return gojson.Marshal(v) }
 
-var errHookPanicked = errors.New("ssebridge: Message hook panicked")
+// ErrHookPanicked is returned for an upstream message whose Message hook
+// panicked; the panic went to the Error hook.
+var ErrHookPanicked = errors.New("ssebridge: Message hook panicked")

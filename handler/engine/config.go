@@ -10,7 +10,7 @@ import (
 // Defaults used where a Config field is zero.
 const (
 	DefaultQueueSize      = 1 << 20 // 1 MiB of unwritten frames per peer
-	DefaultReplaySize     = 256 << 10
+	DefaultReplaySize     = 64 << 10
 	DefaultHeartbeat      = 15 * time.Second
 	DefaultReconnectGrace = 30 * time.Second
 	DefaultWriteTimeout   = 10 * time.Second
@@ -22,7 +22,7 @@ const (
 // Config is what the engine needs; handler.Config maps onto it. Zero values
 // mean the documented defaults; negative durations disable the feature.
 type Config struct {
-	Hooks   Hooks
+	Hooks   Hooks            // the application's callbacks
 	Backend backends.Backend // nil: a private in-memory backend
 	Logger  *slog.Logger     // nil: slog.Default()
 
@@ -48,6 +48,10 @@ type Config struct {
 	MaxStreamDuration time.Duration
 	// MaxTopics bounds the subscriptions of one peer (default 128).
 	MaxTopics int
+	// MaxPeers bounds the peers of this node, those waiting for their
+	// client to resume included (default: no limit). Stream requests over
+	// the limit are asked to retry later.
+	MaxPeers int
 }
 
 func (c Config) withDefaults() Config {

@@ -19,6 +19,8 @@ type Engine struct {
 	log  *slog.Logger
 	node backends.Node
 
+	noDeadline sync.Once // warn once that write deadlines are not supported
+
 	mu       sync.RWMutex
 	peers    map[string]*Peer
 	tombs    map[string]CloseDetails
@@ -79,11 +81,15 @@ func (e *Engine) Logger() *slog.Logger { return e.log }
 // then sets headers and calls Stream.Run.
 func (e *Engine) Open(ctx context.Context, x Exchange, u *Upgrade, c Codec) (*Stream, error) {
 	pctx, cancel := context.WithCancel(context.WithoutCancel(u.ctx))
+	ns := u.Namespace
+	if ns == "" {
+		ns = "/" // "" means every namespace to the backend
+	}
 	p := &Peer{
 		id:     NewID(),
 		e:      e,
 		codec:  c,
-		ns:     u.Namespace,
+		ns:     ns,
 		ctx:    pctx,
 		cancel: cancel,
 		log:    newFrameLog(),
@@ -97,6 +103,11 @@ func (e *Engine) Open(ctx context.Context, x Exchange, u *Upgrade, c Codec) (*St
 		e.mu.Unlock()
 		cancel()
 		return nil, ErrShuttingDown
+	}
+	if e.cfg.MaxPeers > 0 && len(e.peers) >= e.cfg.MaxPeers {
+		e.mu.Unlock()
+		cancel()
+		return nil, fmt.Errorf("%w: %d", ErrTooManyPeers, e.cfg.MaxPeers)
 	}
 	e.peers[p.id] = p
 	e.mu.Unlock()
@@ -187,7 +198,7 @@ func (e *Engine) Tombstone(id string) (CloseDetails, bool) {
 	return d, ok
 }
 
-// Peers yields the open peers of this node.
+// Peers yields the open peers of this node (not those being closed).
 func (e *Engine) Peers() iter.Seq[*Peer] {
 	return func(yield func(*Peer) bool) {
 		e.mu.RLock()
@@ -197,6 +208,9 @@ func (e *Engine) Peers() iter.Seq[*Peer] {
 		}
 		e.mu.RUnlock()
 		for _, p := range list {
+			if p.Closed() {
+				continue
+			}
 			if !yield(p) {
 				return
 			}
@@ -216,7 +230,7 @@ func (e *Engine) forget(p *Peer, d CloseDetails, tombstone bool) {
 	}
 	e.mu.Unlock()
 	if err := e.node.RemoveSession(context.Background(), p.id); err != nil {
-		e.reportError(p, fmt.Errorf("ssebridge: remove session: %w", err))
+		e.ReportError(p, fmt.Errorf("ssebridge: remove session: %w", err))
 	}
 }
 
@@ -235,12 +249,8 @@ func (e *Engine) addTombLocked(id string, d CloseDetails) {
 // backend, on the node that owns it. Errors wrap backends.ErrUnknownSession
 // when no node has the peer.
 func (e *Engine) Upstream(ctx context.Context, id string, data []byte) error {
-	if p, ok := e.Peer(id); ok {
-		err := p.Receive(data)
-		if errors.Is(err, ErrClosed) {
-			return fmt.Errorf("ssebridge: peer %s: %w", id, backends.ErrUnknownSession)
-		}
-		return err
+	if _, ok := e.Peer(id); ok {
+		return e.Deliver(id, data)
 	}
 	return e.node.Route(ctx, id, data)
 }
@@ -291,6 +301,11 @@ func (e *Engine) publish(topic, namespace, exclude string, v any) error {
 	if err != nil {
 		return fmt.Errorf("ssebridge: publish: %w", err)
 	}
+	if cost(text) > e.cfg.QueueSize {
+		// It could never be queued: refuse it rather than close every
+		// subscriber as a slow consumer.
+		return fmt.Errorf("ssebridge: publish to %q: %w: %d bytes, queue %d", topic, ErrTooLarge, len(text), e.cfg.QueueSize)
+	}
 	err = e.node.Publish(context.Background(), backends.Publication{
 		Topic: topic, Namespace: namespace, Exclude: exclude, Data: text,
 	})
@@ -300,7 +315,9 @@ func (e *Engine) publish(topic, namespace, exclude string, v any) error {
 	return nil
 }
 
-func (e *Engine) reportError(p *Peer, err error) {
+// ReportError passes err to the Error hook and the log; protocols use it
+// for problems that have no caller to return to.
+func (e *Engine) ReportError(p *Peer, err error) {
 	if h := e.cfg.Hooks.Error; h != nil {
 		func() {
 			defer func() {
@@ -317,10 +334,6 @@ func (e *Engine) reportError(p *Peer, err error) {
 	}
 	e.log.Error("ssebridge: error", attrs...)
 }
-
-// ReportError passes err to the Error hook and the log; protocols use it for
-// problems that have no caller to return to.
-func (e *Engine) ReportError(p *Peer, err error) { e.reportError(p, err) }
 
 // Shutdown stops accepting streams and closes every peer with CloseGoingAway:
 // queued frames are written, then each stream ends without a close event, so

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -302,4 +303,91 @@ func BenchmarkSend(b *testing.B) {
 		}
 	}
 	waitDrained(b, peers)
+}
+
+// TestSubscribeWhileClosing: a Subscribe racing the peer's close never
+// leaves the closed peer among the topic's subscribers.
+func TestSubscribeWhileClosing(t *testing.T) {
+	e := quietEngine(t, Config{Heartbeat: -1, ReconnectGrace: -1})
+	for range 500 {
+		x := newDiscardExchange()
+		st, err := e.Open(context.Background(), x, NewUpgrade(NewRequest(x), UpgradeOpen, ""), testCodec{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := st.Peer()
+		p.detach(st) // no writer: Close finalizes on its caller
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = p.Subscribe("t") })
+		wg.Go(func() { _ = p.Close(CloseNormal, "bye") })
+		wg.Wait()
+		e.topicsMu.RLock()
+		ts := e.topics["t"]
+		e.topicsMu.RUnlock()
+		if ts != nil {
+			t.Fatalf("a closed peer is still subscribed (%d subscribers)", ts.count)
+		}
+	}
+}
+
+// TestOversizePublicationRefused: a publication that cannot fit in any
+// queue is refused, and nobody is closed as a slow consumer.
+func TestOversizePublicationRefused(t *testing.T) {
+	e := quietEngine(t, Config{Heartbeat: -1, QueueSize: 64 << 10})
+	peers := startPeers(t, e, 5, "t")
+	big := strings.Repeat("a", 70<<10)
+	if err := e.Publish("t", big); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Publish of %d bytes with a 64 KiB queue: %v, want ErrTooLarge", len(big), err)
+	}
+	if err := peers[0].SendText(big); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("SendText of %d bytes: %v, want ErrTooLarge", len(big), err)
+	}
+	for _, p := range peers {
+		if p.Closed() {
+			t.Fatal("a subscriber was closed")
+		}
+	}
+	if err := e.Publish("t", "small"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestIdleStreamDropsBuffers: after a burst, a stream waiting for frames
+// does not keep the buffers the burst grew.
+func TestIdleStreamDropsBuffers(t *testing.T) {
+	e := quietEngine(t, Config{Heartbeat: -1})
+	peers := startPeers(t, e, 1, "t")
+	p := peers[0]
+	for range 2000 {
+		if err := p.SendText(strings.Repeat("x", 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitDrained(t, peers)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p.mu.Lock()
+		st := p.stream
+		p.mu.Unlock()
+		time.Sleep(10 * time.Millisecond) // let the writer go to sleep
+		if n, f := st.bufferSizes(); n <= idleBuffer && f <= 64 {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("idle stream keeps a %d-byte buffer and %d frame slots", n, f)
+		}
+	}
+}
+
+func TestEmptyNamespaceIsNotEveryNamespace(t *testing.T) {
+	e := quietEngine(t, Config{Heartbeat: -1})
+	x := newDiscardExchange()
+	u := NewUpgrade(NewRequest(x), UpgradeOpen, "")
+	u.Namespace = ""
+	st, err := e.Open(context.Background(), x, u, testCodec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns := st.Peer().Namespace(); ns != "/" {
+		t.Fatalf("namespace %q, want /", ns)
+	}
 }

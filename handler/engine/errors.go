@@ -20,7 +20,8 @@ const (
 	// within the reconnect grace period, or came back too late to be given
 	// what it missed.
 	CloseAbnormal = 1006
-	// CloseInternalError: a hook panicked or the backend failed.
+	// CloseInternalError: for applications that close a peer because of a
+	// server-side failure.
 	CloseInternalError = 1011
 	// CloseSlowConsumer: the peer's outbound queue overflowed because its
 	// client did not read fast enough.
@@ -41,6 +42,11 @@ var (
 	ErrTooManyTopics = errors.New("ssebridge: too many topics")
 	// ErrInvalidTopic: a topic name is empty or longer than MaxTopicLength.
 	ErrInvalidTopic = errors.New("ssebridge: invalid topic name")
+	// ErrTooLarge: a message is larger than a peer's whole queue
+	// (Config.QueueSize); it is refused without closing anybody.
+	ErrTooLarge = errors.New("ssebridge: message larger than the queue")
+	// ErrTooManyPeers: the node already has Config.MaxPeers peers.
+	ErrTooManyPeers = errors.New("ssebridge: too many peers")
 )
 
 // MaxTopicLength is the longest topic name accepted, in bytes.
@@ -50,9 +56,9 @@ const MaxTopicLength = 256
 // status, a body and optional headers. Any other error from the hook is
 // answered with 500 and reported to the Error hook.
 type RejectError struct {
-	Status int
-	Body   string
-	Header map[string]string
+	Status int               // HTTP status, 400 to 599 (others become 403)
+	Body   string            // plain-text response body
+	Header map[string]string // extra response headers
 }
 
 // Reject returns a *RejectError with the given status and body.
@@ -60,6 +66,7 @@ func Reject(status int, body string) *RejectError {
 	return &RejectError{Status: status, Body: body}
 }
 
+// Error describes the rejection.
 func (e *RejectError) Error() string {
 	return fmt.Sprintf("ssebridge: request rejected: %d %s", e.Status, http.StatusText(e.Status))
 }
@@ -68,16 +75,17 @@ func (e *RejectError) Error() string {
 // the Error hook.
 type PanicError struct {
 	Hook  string // "Open", "Message", …
-	Value any
-	Stack []byte
+	Value any    // what the hook panicked with
+	Stack []byte // the goroutine's stack at the panic
 }
 
+// Error describes the panic.
 func (e *PanicError) Error() string {
 	return fmt.Sprintf("ssebridge: %s hook panicked: %v", e.Hook, e.Value)
 }
 
 // CloseDetails tells the Close hook why a peer closed.
 type CloseDetails struct {
-	Code   int
-	Reason string
+	Code   int    // a Close… constant, or the application's code
+	Reason string // human-readable
 }

@@ -17,6 +17,10 @@ type frameLog struct {
 	cursor   uint64 // seq of the next frame to write
 	queued   int    // cost of frames with seq >= cursor
 	retained int    // cost of frames with seq < cursor
+	// rewound is the part of queued that a rewind moved back from
+	// retained: frames written once already, which count against the
+	// replay budget, not against the queue limit.
+	rewound int
 }
 
 func newFrameLog() frameLog { return frameLog{first: 1, next: 1, cursor: 1} }
@@ -36,7 +40,7 @@ func (l *frameLog) at(seq uint64) []byte {
 // push appends a frame and returns its seq. It refuses (ok false) a frame
 // that would make the queued bytes exceed limit.
 func (l *frameLog) push(frame []byte, limit int) (seq uint64, ok bool) {
-	if l.queued+cost(frame) > limit {
+	if l.queued-l.rewound+cost(frame) > limit {
 		return 0, false
 	}
 	if l.n == len(l.ring) {
@@ -89,6 +93,7 @@ func (l *frameLog) advance(upto uint64, replay int) {
 		n := cost(l.at(l.cursor))
 		l.queued -= n
 		l.retained += n
+		l.rewound = max(l.rewound-n, 0)
 	}
 	l.trim(replay)
 }
@@ -116,13 +121,18 @@ func (l *frameLog) canRewind(last uint64) bool {
 // rewind moves the cursor so that the frames after last are written again.
 // The caller checked canRewind.
 func (l *frameLog) rewind(last uint64) {
+	old := l.cursor
 	l.cursor = last + 1
-	l.queued, l.retained = 0, 0
+	l.queued, l.retained, l.rewound = 0, 0, 0
 	for seq := l.first; seq < l.next; seq++ {
-		if seq < l.cursor {
-			l.retained += cost(l.at(seq))
-		} else {
-			l.queued += cost(l.at(seq))
+		switch c := cost(l.at(seq)); {
+		case seq < l.cursor:
+			l.retained += c
+		case seq < old:
+			l.queued += c
+			l.rewound += c
+		default:
+			l.queued += c
 		}
 	}
 }
@@ -132,5 +142,5 @@ func (l *frameLog) release() {
 	l.ring = nil
 	l.head, l.n = 0, 0
 	l.first, l.cursor = l.next, l.next
-	l.queued, l.retained = 0, 0
+	l.queued, l.retained, l.rewound = 0, 0, 0
 }

@@ -126,3 +126,38 @@ func TestFrameLogAppendAllocatesAmortised(t *testing.T) {
 		t.Fatalf("push+advance allocates %v per frame, want 0", allocs)
 	}
 }
+
+// TestFrameLogRewindDoesNotCountAgainstQueue: frames written once and
+// rewound for a resuming client count against the replay budget, not the
+// queue limit, so a resume does not push a peer over its queue.
+func TestFrameLogRewindDoesNotCountAgainstQueue(t *testing.T) {
+	const c = 10 + entryCost
+	l := newFrameLog()
+	for range 4 {
+		l.push(frameOf(10), 4*c)
+	}
+	l.advance(5, 4*c) // all written and kept
+	// Queue full again with unwritten frames.
+	for range 4 {
+		if _, ok := l.push(frameOf(10), 4*c); !ok {
+			t.Fatal("push refused before the rewind")
+		}
+	}
+	l.rewind(0) // the client has nothing: 8 frames to write
+	if l.queued != 8*c || l.rewound != 4*c {
+		t.Fatalf("queued %d rewound %d, want %d and %d", l.queued, l.rewound, 8*c, 4*c)
+	}
+	if _, ok := l.push(frameOf(10), 4*c); ok {
+		t.Fatal("push over the queue limit accepted")
+	}
+	// Writing the rewound frames frees no queue room; writing one new
+	// frame does.
+	l.advance(5, 8*c)
+	if l.rewound != 0 || l.queued != 4*c {
+		t.Fatalf("after writing the rewound frames: rewound %d queued %d", l.rewound, l.queued)
+	}
+	l.advance(6, 8*c)
+	if _, ok := l.push(frameOf(10), 4*c); !ok {
+		t.Fatal("push refused although a queued frame was written")
+	}
+}

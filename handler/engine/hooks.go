@@ -7,7 +7,8 @@ import (
 
 // Hooks are the application's callbacks. Every hook is optional. Hooks of one
 // peer never run concurrently with each other, except Close and Error, which
-// may run while a Message hook of the same peer is still returning.
+// may run while a Message hook of the same peer is still returning (and,
+// when Shutdown's context expires, while an Open hook still runs).
 type Hooks struct {
 	// Upgrade runs for every request before anything else: the stream GET,
 	// a resuming GET and each upstream POST. It may set response headers,
@@ -48,6 +49,7 @@ const (
 	UpgradeMessage
 )
 
+// String returns "open", "resume" or "message".
 func (k UpgradeKind) String() string {
 	switch k {
 	case UpgradeOpen:
@@ -123,4 +125,5 @@ func (k *Key[T]) Value(ctx context.Context) (T, bool) {
 	return v, ok
 }
 
+// String names the key, for debugging.
 func (k *Key[T]) String() string { return "ssebridge.Key(" + k.name + ")" }

@@ -14,9 +14,6 @@ type Message struct {
 	data []byte
 }
 
-// NewMessage wraps data; protocols and tests use it.
-func NewMessage(data []byte) Message { return Message{data: data} }
-
 // Text returns the message as a string (a copy).
 func (m Message) Text() string { return string(m.data) }
 

@@ -63,22 +63,35 @@ func NewOriginPolicy(patterns []string) (*OriginPolicy, error) {
 // Allowed reports whether a request with the given Origin header value and
 // Host may proceed.
 func (op *OriginPolicy) Allowed(origin, host string) bool {
+	_, ok := op.Check(origin, host)
+	return ok
+}
+
+// Check decides whether a request with the given Origin header value and
+// Host may proceed, and returns what to tell the browser about it.
+func (op *OriginPolicy) Check(origin, host string) (CORS, bool) {
 	if origin == "" {
-		return true
-	}
-	if op != nil && op.any {
-		return true
+		return CORS{}, true
 	}
 	o := strings.ToLower(origin)
 	if u, err := url.Parse(o); err == nil && u.Host != "" && strings.EqualFold(u.Host, host) {
-		return true
+		return CORS{Origin: origin}, true
 	}
-	if op == nil {
-		return false
+	if op != nil {
+		if _, ok := op.exact[o]; ok {
+			return CORS{Origin: origin}, true
+		}
+		if op.matchWildcard(o) {
+			return CORS{Origin: origin}, true
+		}
+		if op.any {
+			return CORS{Origin: origin, Public: true}, true
+		}
 	}
-	if _, ok := op.exact[o]; ok {
-		return true
-	}
+	return CORS{}, false
+}
+
+func (op *OriginPolicy) matchWildcard(o string) bool {
 	scheme, h, ok := strings.Cut(o, "://")
 	if !ok || !validHostPort(h) {
 		return false
@@ -92,6 +105,48 @@ func (op *OriginPolicy) Allowed(origin, host string) bool {
 		}
 	}
 	return false
+}
+
+// CORS is what an allowed request's response tells the browser.
+type CORS struct {
+	// Origin is the request's Origin header ("" when it had none).
+	Origin string
+	// Public is set when the origin is allowed only through "*": the
+	// response is readable by any page, but without credentials (cookies
+	// of the user are not sent along, so no page can act as the user).
+	Public bool
+}
+
+// Set sets the headers that let the page read the response. Explicitly
+// allowed origins (and the server's own) get credentialed access; origins
+// allowed only by "*" get "Access-Control-Allow-Origin: *", without
+// credentials. expose lists response headers the page may read.
+func (c CORS) Set(x Exchange, expose string) {
+	if c.Origin == "" {
+		return
+	}
+	if c.Public {
+		x.SetHeader("Access-Control-Allow-Origin", "*")
+	} else {
+		x.SetHeader("Access-Control-Allow-Origin", c.Origin)
+		x.SetHeader("Access-Control-Allow-Credentials", "true")
+	}
+	x.SetHeader("Vary", "Origin")
+	if expose != "" {
+		x.SetHeader("Access-Control-Expose-Headers", expose)
+	}
+}
+
+// Preflight answers a CORS preflight (OPTIONS) request with 204, allowing
+// methods and the headers the browser asked for.
+func (c CORS) Preflight(x Exchange, methods string) {
+	c.Set(x, "")
+	x.SetHeader("Access-Control-Allow-Methods", methods)
+	if h := x.Header("Access-Control-Request-Headers"); h != "" {
+		x.SetHeader("Access-Control-Allow-Headers", h)
+	}
+	x.SetHeader("Access-Control-Max-Age", "300")
+	x.WriteHeader(204)
 }
 
 // validHostPort reports whether s is a DNS host name (letters, digits,
@@ -124,33 +179,6 @@ func validHostPort(s string) bool {
 		}
 	}
 	return true
-}
-
-// SetCORS sets the headers that let a page from an allowed origin read the
-// response of a cross-origin request. expose lists response headers the page
-// may read (may be empty).
-func SetCORS(x Exchange, origin, expose string) {
-	if origin == "" {
-		return
-	}
-	x.SetHeader("Access-Control-Allow-Origin", origin)
-	x.SetHeader("Access-Control-Allow-Credentials", "true")
-	x.SetHeader("Vary", "Origin")
-	if expose != "" {
-		x.SetHeader("Access-Control-Expose-Headers", expose)
-	}
-}
-
-// Preflight answers a CORS preflight (OPTIONS) request from an allowed
-// origin with 204, allowing methods and the headers the browser asked for.
-func Preflight(x Exchange, origin, methods string) {
-	SetCORS(x, origin, "")
-	x.SetHeader("Access-Control-Allow-Methods", methods)
-	if h := x.Header("Access-Control-Request-Headers"); h != "" {
-		x.SetHeader("Access-Control-Allow-Headers", h)
-	}
-	x.SetHeader("Access-Control-Max-Age", "300")
-	x.WriteHeader(204)
 }
 
 // WriteError answers a request with status and a plain-text body.

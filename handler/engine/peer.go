@@ -47,7 +47,9 @@ type Peer struct {
 	final     bool // closing: write a close frame and leave a tombstone
 }
 
-// ID returns the peer's id, which its client uses to send messages.
+// ID returns the peer's id, which its client uses to send messages and to
+// resume its stream. Treat it as a secret: whoever knows it can send as the
+// peer and take its stream over. Show other users something else.
 func (p *Peer) ID() string { return p.id }
 
 // String returns the id.
@@ -90,8 +92,8 @@ func (p *Peer) Closed() bool {
 // are, []byte as a base64 data URL (binary cannot travel in SSE), nil as the
 // empty string, anything else as JSON. While the peer waits for its client to
 // resume, messages are kept and delivered on resume. Send returns ErrClosed
-// on a closed peer and ErrSlowConsumer (closing the peer) when the peer's
-// queue is full.
+// on a closed peer, ErrTooLarge for a message larger than the whole queue,
+// and ErrSlowConsumer (closing the peer) when the peer's queue is full.
 func (p *Peer) Send(v any) error {
 	text, err := payloadText(v)
 	if err != nil {
@@ -132,37 +134,12 @@ func (p *Peer) Subscribe(topic string) error {
 	if err := checkTopic(topic); err != nil {
 		return err
 	}
-	p.mu.Lock()
-	if p.state != stateOpen {
-		p.mu.Unlock()
-		return ErrClosed
-	}
-	if _, ok := p.topics[topic]; ok {
-		p.mu.Unlock()
-		return nil
-	}
-	if len(p.topics) >= p.e.cfg.MaxTopics {
-		p.mu.Unlock()
-		return fmt.Errorf("%w: %d", ErrTooManyTopics, p.e.cfg.MaxTopics)
-	}
-	if p.topics == nil {
-		p.topics = make(map[string]struct{})
-	}
-	p.topics[topic] = struct{}{}
-	p.mu.Unlock()
-	return p.e.addSubscriber(topic, p)
+	return p.e.subscribe(p, topic)
 }
 
 // Unsubscribe removes the peer's subscription to topic, if any.
 func (p *Peer) Unsubscribe(topic string) error {
-	p.mu.Lock()
-	_, ok := p.topics[topic]
-	delete(p.topics, topic)
-	p.mu.Unlock()
-	if !ok {
-		return nil
-	}
-	return p.e.removeSubscriber(topic, p)
+	return p.e.unsubscribe(p, topic)
 }
 
 // Topics returns the peer's topics, sorted.
@@ -233,6 +210,9 @@ func (p *Peer) beginCloseLocked(d CloseDetails, drain, final bool) *Stream {
 // from a backend's Broadcast, so it never calls the backend or a hook on its
 // own goroutine.
 func (p *Peer) push(frame []byte) error {
+	if cost(frame) > p.e.cfg.QueueSize {
+		return fmt.Errorf("%w: %d bytes, queue %d", ErrTooLarge, len(frame), p.e.cfg.QueueSize)
+	}
 	p.mu.Lock()
 	if p.state != stateOpen {
 		p.mu.Unlock()
@@ -290,11 +270,7 @@ func (p *Peer) finalize() {
 	}
 	p.cancel()
 	p.e.forget(p, d, final)
-	for t := range topics {
-		if err := p.e.removeSubscriber(t, p); err != nil {
-			p.e.reportError(p, err)
-		}
-	}
+	p.e.leaveAll(p, topics)
 	if h := p.e.cfg.Hooks.Close; h != nil {
 		p.runHook("Close", func() { h(p, d) })
 	}
@@ -341,7 +317,7 @@ func (p *Peer) expire(gen uint64) {
 func (p *Peer) runHook(name string, fn func()) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
-			p.e.reportError(p, &PanicError{Hook: name, Value: v, Stack: debug.Stack()})
+			p.e.ReportError(p, &PanicError{Hook: name, Value: v, Stack: debug.Stack()})
 			ok = false
 		}
 	}()
@@ -362,7 +338,7 @@ func (p *Peer) Receive(data []byte) error {
 		return nil
 	}
 	if !p.runHook("Message", func() { h(p, Message{data: data}) }) {
-		return errHookPanicked
+		return ErrHookPanicked
 	}
 	return nil
 }

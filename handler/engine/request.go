@@ -68,7 +68,9 @@ type Exchange interface {
 
 // Request is a read-only view of an HTTP request given to hooks. For the
 // Upgrade hook it is the live request; Peer.Request returns a copy taken when
-// the peer's stream opened, which stays valid for the peer's life.
+// the peer's stream opened, which stays valid for the peer's life (it keeps
+// the first 16 KiB of header fields; read what you need in Upgrade and keep
+// it with a Key for anything larger).
 type Request struct {
 	src RequestSource
 }
@@ -105,26 +107,30 @@ func (r Request) Header(name string) string { return r.src.Header(name) }
 func (r Request) Headers() iter.Seq2[string, string] { return r.src.Headers() }
 
 // Cookie returns the value of the named cookie and whether it was present.
+// Malformed cookies next to it do not hide it.
 func (r Request) Cookie(name string) (string, bool) {
+	var lines []string
 	for k, v := range r.src.Headers() {
-		if !strings.EqualFold(k, "Cookie") {
-			continue
-		}
-		cs, err := http.ParseCookie(v)
-		if err != nil {
-			continue
-		}
-		for _, c := range cs {
-			if c.Name == name {
-				return c.Value, true
-			}
+		if strings.EqualFold(k, "Cookie") {
+			lines = append(lines, v)
 		}
 	}
-	return "", false
+	if lines == nil {
+		return "", false
+	}
+	c, err := (&http.Request{Header: http.Header{"Cookie": lines}}).Cookie(name)
+	if err != nil {
+		return "", false
+	}
+	return c.Value, true
 }
 
 // RemoteAddr returns the client address as the runtime sees it.
 func (r Request) RemoteAddr() string { return r.src.RemoteAddr() }
+
+// maxSnapshotHeaders bounds the header bytes a peer keeps from the request
+// that opened it; fields beyond it are dropped from Peer.Request.
+const maxSnapshotHeaders = 16 << 10
 
 // snapshot is a copy of a request that outlives it.
 type snapshot struct {
@@ -142,7 +148,11 @@ func takeSnapshot(src RequestSource, ctx context.Context) *snapshot {
 		query:  src.RawQuery(),
 		remote: src.RemoteAddr(),
 	}
+	size := 0
 	for k, v := range src.Headers() {
+		if size += len(k) + len(v); size > maxSnapshotHeaders {
+			break
+		}
 		s.header = append(s.header, [2]string{k, v})
 	}
 	return s

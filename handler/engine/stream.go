@@ -30,9 +30,6 @@ func newStream(p *Peer, x Exchange) *Stream {
 // Peer returns the peer the stream serves.
 func (st *Stream) Peer() *Peer { return st.p }
 
-// Resumed reports whether the stream resumed an existing peer.
-func (st *Stream) Resumed() bool { return st.resumed }
-
 // LastSeq returns the sequence number the resuming client said it had
 // received (0 for a new peer).
 func (st *Stream) LastSeq() uint64 { return st.last }
@@ -151,6 +148,9 @@ func (st *Stream) take() (frames [][]byte, upto uint64, closing, ok bool) {
 	}
 	frames, upto = p.log.pending(st.frames[:0], maxBatch)
 	st.frames = frames
+	if len(frames) == 0 {
+		st.shrink() // about to sleep
+	}
 	return frames, upto, closing, true
 }
 
@@ -181,8 +181,14 @@ func (st *Stream) writeFrames(frames [][]byte, upto uint64) error {
 
 // write writes b and flushes, within the write timeout.
 func (st *Stream) write(b []byte) error {
-	timeout := st.p.e.cfg.WriteTimeout
-	deadline := st.x.SetWriteDeadline(time.Now().Add(timeout)) == nil
+	e := st.p.e
+	derr := st.x.SetWriteDeadline(time.Now().Add(e.cfg.WriteTimeout))
+	deadline := derr == nil
+	if !deadline {
+		e.noDeadline.Do(func() {
+			e.log.Warn("ssebridge: the runtime cannot set write deadlines: a client that stops reading blocks its stream until the connection breaks", "err", derr)
+		})
+	}
 	_, err := st.x.Write(b)
 	if err == nil {
 		err = st.x.Flush()
@@ -192,10 +198,29 @@ func (st *Stream) write(b []byte) error {
 		// it fires, even when idle: clear it after each batch.
 		_ = st.x.SetWriteDeadline(time.Time{})
 	}
-	if cap(b) > 4*maxBatch {
-		st.buf = nil // do not keep an unusually large buffer
-	}
 	return err
+}
+
+// bufferSizes reports the capacity of the write buffer and frame slice. The
+// writer last changed them in take, under the peer's lock, before it slept.
+func (st *Stream) bufferSizes() (buf, frames int) {
+	st.p.mu.Lock()
+	defer st.p.mu.Unlock()
+	return cap(st.buf), cap(st.frames)
+}
+
+// idleBuffer is the largest write buffer a stream keeps while it waits.
+const idleBuffer = 4 << 10
+
+// shrink drops buffers a burst grew before the writer sleeps, so that an
+// idle stream holds little memory.
+func (st *Stream) shrink() {
+	if cap(st.buf) > idleBuffer {
+		st.buf = nil
+	}
+	if cap(st.frames) > 64 {
+		st.frames = nil
+	}
 }
 
 // finish completes a close requested while st was the peer's stream: it

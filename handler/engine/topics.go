@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/ssebridge/ssebridge/backends"
@@ -20,11 +21,33 @@ func checkTopic(topic string) error {
 	return nil
 }
 
-// addSubscriber adds p to topic's local subscribers, subscribing the node
-// with the backend when p is the first.
-func (e *Engine) addSubscriber(topic string, p *Peer) error {
+// subscribe adds topic to p's topics and p to the topic's local
+// subscribers, subscribing the node with the backend when p is the first.
+// Both sides change under subMu, and p.topics is checked under p.mu, so a
+// peer being finalized (which reads p.topics under p.mu, then unsubscribes
+// under subMu) is never left behind in e.topics.
+func (e *Engine) subscribe(p *Peer, topic string) error {
 	e.subMu.Lock()
 	defer e.subMu.Unlock()
+	p.mu.Lock()
+	if p.state != stateOpen {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	if _, ok := p.topics[topic]; ok {
+		p.mu.Unlock()
+		return nil
+	}
+	if len(p.topics) >= e.cfg.MaxTopics {
+		p.mu.Unlock()
+		return fmt.Errorf("%w: %d", ErrTooManyTopics, e.cfg.MaxTopics)
+	}
+	if p.topics == nil {
+		p.topics = make(map[string]struct{})
+	}
+	p.topics[topic] = struct{}{}
+	p.mu.Unlock()
+
 	e.topicsMu.Lock()
 	ts := e.topics[topic]
 	if ts == nil {
@@ -36,10 +59,8 @@ func (e *Engine) addSubscriber(topic string, p *Peer) error {
 		set = make(map[*Peer]struct{})
 		ts.byNS[p.ns] = set
 	}
-	if _, ok := set[p]; !ok {
-		set[p] = struct{}{}
-		ts.count++
-	}
+	set[p] = struct{}{}
+	ts.count++
 	first := ts.count == 1
 	e.topicsMu.Unlock()
 	if !first {
@@ -57,11 +78,24 @@ func (e *Engine) addSubscriber(topic string, p *Peer) error {
 	return nil
 }
 
-// removeSubscriber removes p from topic's local subscribers, unsubscribing
-// the node when none is left.
-func (e *Engine) removeSubscriber(topic string, p *Peer) error {
+// unsubscribe removes topic from p's topics and p from the topic's local
+// subscribers, unsubscribing the node when none is left.
+func (e *Engine) unsubscribe(p *Peer, topic string) error {
 	e.subMu.Lock()
 	defer e.subMu.Unlock()
+	p.mu.Lock()
+	_, ok := p.topics[topic]
+	delete(p.topics, topic)
+	p.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return e.unsubscribeLocked(p, topic)
+}
+
+// unsubscribeLocked removes p from topic's local subscribers; e.subMu is
+// held.
+func (e *Engine) unsubscribeLocked(p *Peer, topic string) error {
 	e.topicsMu.Lock()
 	last := e.dropLocked(topic, p)
 	e.topicsMu.Unlock()
@@ -72,6 +106,17 @@ func (e *Engine) removeSubscriber(topic string, p *Peer) error {
 		return fmt.Errorf("ssebridge: unsubscribe from %q: %w", topic, err)
 	}
 	return nil
+}
+
+// leaveAll removes a finalized peer from the topics it had.
+func (e *Engine) leaveAll(p *Peer, topics map[string]struct{}) {
+	e.subMu.Lock()
+	defer e.subMu.Unlock()
+	for t := range topics {
+		if err := e.unsubscribeLocked(p, t); err != nil {
+			e.ReportError(p, err)
+		}
+	}
 }
 
 // dropLocked removes p from topic and reports whether the topic has no
@@ -122,8 +167,11 @@ func (e *Engine) fanOut(set map[*Peer]struct{}, pub *backends.Publication, enc *
 			continue
 		}
 		// A full queue closes that peer (ErrSlowConsumer); the others
-		// are not affected.
-		_ = p.push(enc.frame(p.codec, pub))
+		// are not affected. A frame larger than any queue (published on
+		// a node with a larger QueueSize) is skipped.
+		if err := p.push(enc.frame(p.codec, pub)); errors.Is(err, ErrTooLarge) {
+			go e.ReportError(p, err) // not under the backend's locks
+		}
 	}
 }
 

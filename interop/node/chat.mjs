@@ -64,6 +64,10 @@ ws.addEventListener("message", (e) => {
     fail(`message is not JSON: ${JSON.stringify(e.data)}`);
     return;
   }
+  if (msg.type === "welcome") {
+    emit({ event: "welcome", id: msg.id, name: msg.name });
+    return;
+  }
   if (msg.type === "presence") {
     emit({ event: "presence", peers: msg.peers });
     const names = msg.peers.map((p) => p.name);
