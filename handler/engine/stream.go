@@ -18,9 +18,6 @@ type Stream struct {
 	wake     chan struct{} // a frame was queued or a close requested
 	stop     chan struct{} // closed when another stream took over or the peer closed
 	stopOnce sync.Once
-
-	buf    []byte
-	frames [][]byte
 }
 
 func newStream(p *Peer, x Exchange) *Stream {
@@ -47,9 +44,9 @@ var errStreamDeadline = errors.New("ssebridge: stream reached its maximum durati
 
 // Run runs the Open hook (new peer) or Resume hook (resumed peer), writes
 // the status (200), the headers already set on the exchange and hello, and
-// then writes the peer's frames (those queued by the hook first) until the client goes away, the peer closes,
-// another stream takes the peer over or the stream's time is up. It returns
-// when the response is complete.
+// then writes the peer's frames (those queued by the hook first) until the
+// client goes away, the peer closes, another stream takes the peer over or
+// the stream's time is up. It returns when the response is complete.
 func (st *Stream) Run(hello []byte) {
 	p, e := st.p, st.p.e
 	// The hook runs before the client learns its peer id, so that what it
@@ -77,12 +74,16 @@ func (st *Stream) Run(hello []byte) {
 	}
 
 	for {
-		frames, upto, closing, ok := st.take()
+		sc := getScratch()
+		frames, upto, closing, ok := st.take(sc)
 		if !ok {
+			putScratch(sc)
 			return // another stream took over, or the peer was finalized
 		}
 		if len(frames) > 0 {
-			if err := st.writeFrames(frames, upto); err != nil {
+			err := st.writeFrames(sc, upto)
+			putScratch(sc)
+			if err != nil {
 				p.detach(st)
 				return
 			}
@@ -92,6 +93,7 @@ func (st *Stream) Run(hello []byte) {
 			}
 			continue
 		}
+		putScratch(sc) // an idle stream holds no buffer
 		if closing {
 			st.finish()
 			return
@@ -108,7 +110,7 @@ func (st *Stream) Run(hello []byte) {
 			p.detach(st)
 			return
 		case <-beat:
-			if err := st.write(p.codec.AppendHeartbeat(st.buf[:0])); err != nil {
+			if err := st.writeOnce(p.codec.AppendHeartbeat); err != nil {
 				p.detach(st)
 				return
 			}
@@ -132,10 +134,10 @@ func (st *Stream) runOpenHook() {
 	p.runHook(name, func() { h(p) })
 }
 
-// take returns the frames to write next (up to maxBatch bytes), the seq after
-// them, and whether the peer is closing. ok is false when this stream is no
-// longer the peer's.
-func (st *Stream) take() (frames [][]byte, upto uint64, closing, ok bool) {
+// take puts the frames to write next (up to maxBatch bytes) in sc.frames and
+// returns them, the seq after them, and whether the peer is closing. ok is
+// false when this stream is no longer the peer's.
+func (st *Stream) take(sc *scratch) (frames [][]byte, upto uint64, closing, ok bool) {
 	p := st.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -146,11 +148,8 @@ func (st *Stream) take() (frames [][]byte, upto uint64, closing, ok bool) {
 	if closing && !p.drain {
 		return nil, 0, true, true
 	}
-	frames, upto = p.log.pending(st.frames[:0], maxBatch)
-	st.frames = frames
-	if len(frames) == 0 {
-		st.shrink() // about to sleep
-	}
+	frames, upto = p.log.pending(sc.frames[:0], maxBatch)
+	sc.frames = frames
 	return frames, upto, closing, true
 }
 
@@ -163,20 +162,48 @@ func (p *Peer) advance(st *Stream, upto uint64) {
 	p.mu.Unlock()
 }
 
-// writeFrames writes frames, each preceded by its id, in one Write.
-func (st *Stream) writeFrames(frames [][]byte, upto uint64) error {
+// writeFrames writes the frames in sc, each preceded by its id, in one
+// Write.
+func (st *Stream) writeFrames(sc *scratch, upto uint64) error {
 	p := st.p
-	buf := st.buf[:0]
-	seq := upto - uint64(len(frames))
-	for i, f := range frames {
+	buf := sc.buf[:0]
+	seq := upto - uint64(len(sc.frames))
+	for i, f := range sc.frames {
 		buf = p.codec.AppendID(buf, p, seq+uint64(i))
 		buf = append(buf, f...)
 	}
-	st.buf = buf
-	for i := range frames {
-		frames[i] = nil // do not pin frames the log may drop
-	}
+	sc.buf = buf
 	return st.write(buf)
+}
+
+// writeOnce writes what app appends, through a pooled buffer.
+func (st *Stream) writeOnce(app func([]byte) []byte) error {
+	sc := getScratch()
+	sc.buf = app(sc.buf[:0])
+	err := st.write(sc.buf)
+	putScratch(sc)
+	return err
+}
+
+// scratch is a writer's working memory for one batch. It comes from a pool
+// and goes back after the write, so that idle streams hold no buffers and
+// busy ones do not allocate.
+type scratch struct {
+	buf    []byte
+	frames [][]byte
+}
+
+var scratches = sync.Pool{New: func() any { return new(scratch) }}
+
+func getScratch() *scratch { return scratches.Get().(*scratch) }
+
+func putScratch(sc *scratch) {
+	clear(sc.frames) // do not pin frames the logs may drop
+	sc.frames = sc.frames[:0]
+	if cap(sc.buf) > 2*maxBatch {
+		sc.buf = nil // one unusually large frame: do not keep its buffer
+	}
+	scratches.Put(sc)
 }
 
 // write writes b and flushes, within the write timeout.
@@ -201,28 +228,6 @@ func (st *Stream) write(b []byte) error {
 	return err
 }
 
-// bufferSizes reports the capacity of the write buffer and frame slice. The
-// writer last changed them in take, under the peer's lock, before it slept.
-func (st *Stream) bufferSizes() (buf, frames int) {
-	st.p.mu.Lock()
-	defer st.p.mu.Unlock()
-	return cap(st.buf), cap(st.frames)
-}
-
-// idleBuffer is the largest write buffer a stream keeps while it waits.
-const idleBuffer = 4 << 10
-
-// shrink drops buffers a burst grew before the writer sleeps, so that an
-// idle stream holds little memory.
-func (st *Stream) shrink() {
-	if cap(st.buf) > idleBuffer {
-		st.buf = nil
-	}
-	if cap(st.frames) > 64 {
-		st.frames = nil
-	}
-}
-
 // finish completes a close requested while st was the peer's stream: it
 // writes the close frame if asked, then finalizes the peer.
 func (st *Stream) finish() {
@@ -231,7 +236,7 @@ func (st *Stream) finish() {
 	final, d := p.final, p.closeInfo
 	p.mu.Unlock()
 	if final {
-		_ = st.write(p.codec.AppendClose(st.buf[:0], p, d))
+		_ = st.writeOnce(func(dst []byte) []byte { return p.codec.AppendClose(dst, p, d) })
 	}
 	p.finalize()
 }
