@@ -98,8 +98,8 @@ func TestSameEvent(t *testing.T) {
 	one := func(d string) []string { return []string{d} }
 	var rows []row
 	for _, sz := range sizes {
-		p := payload(sz.size)
-		rows = append(rows, row{"payload " + sz.name, p, map[string][]string{
+		p := payload(sz.Size)
+		rows = append(rows, row{"payload " + sz.Name, p, map[string][]string{
 			"ssebridge": one(normalized(p)),
 			"go-sse":    one(normalized(p)),
 			"r3labs":    one(normalized(p)),
@@ -220,7 +220,7 @@ func TestR3labsReproduction(t *testing.T) {
 	t.Parallel()
 	inputs := []string{"", "a\n", " x", "a\rb", "a\r\nb", "é\x00世界", ":colon first"}
 	for _, sz := range sizes {
-		inputs = append(inputs, payload(sz.size))
+		inputs = append(inputs, payload(sz.Size))
 	}
 	for _, data := range inputs {
 		var s sink

@@ -132,9 +132,9 @@ func encodeR3labs(s *sink, id, typ, data string) ([]byte, error) {
 // multi-line payload of each size) per iteration with every library.
 func BenchmarkEncode(b *testing.B) {
 	for _, sz := range sizes {
-		data := payload(sz.size)
+		data := payload(sz.Size)
 		for _, enc := range encoders {
-			b.Run(sz.name+"/"+enc.name, func(b *testing.B) {
+			b.Run(sz.Name+"/"+enc.name, func(b *testing.B) {
 				var s sink
 				b.ReportAllocs()
 				b.SetBytes(int64(len(data)))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ssebridge/ssebridge/handler/sse"
+	"github.com/ssebridge/ssebridge/internal/ssetest"
 )
 
 // normalize is what a client receives for data sent with AppendData: the
@@ -387,7 +388,7 @@ func TestLargeAndPathological(t *testing.T) {
 // does not run in parallel: AllocsPerRun counts every goroutine's
 // allocations.
 func TestAllocs(t *testing.T) {
-	ev := sse.Event{ID: "13435", Type: "message", Retry: time.Second, Data: benchPayload(16 << 10)}
+	ev := sse.Event{ID: "13435", Type: "message", Retry: time.Second, Data: ssetest.BenchPayload(16 << 10)}
 	multi := strings.Repeat("line\r\n", 1000)
 	buf := make([]byte, 0, 64<<10)
 	var err error
