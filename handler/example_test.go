@@ -234,6 +234,56 @@ func ExamplePeer_Close() {
 	// {Code:4000 Reason:bye}
 }
 
+// Handler.Publish reaches every subscriber in every namespace;
+// PublishNamespace only those in one namespace (by default a peer's
+// namespace is its request path).
+func ExampleHandler_Publish() {
+	h, err := handler.New(handler.Config{
+		Logger: quietLogger(),
+		Hooks:  handler.Hooks{Open: func(p *handler.Peer) { _ = p.Subscribe("news") }},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/a", netfx.New(h))
+	mux.Handle("/b", netfx.New(h))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	defer shutdown(h)
+	a, b := dial(srv.URL+"/a"), dial(srv.URL+"/b")
+	_ = h.PublishNamespace("/b", "news", "only for /b")
+	_ = h.Publish("news", "for everyone")
+	fmt.Println("a:", a.nextData())
+	fmt.Println("b:", b.nextData())
+	fmt.Println("b:", b.nextData())
+	// Output:
+	// a: for everyone
+	// b: only for /b
+	// b: for everyone
+}
+
+// Peer.Request is a copy of the request that opened the peer, valid for the
+// peer's whole life.
+func ExamplePeer_Request() {
+	h, err := handler.New(handler.Config{
+		Logger: quietLogger(),
+		Hooks: handler.Hooks{Open: func(p *handler.Peer) {
+			r := p.Request()
+			room := r.Query().Get("room")
+			_ = p.SendText(r.Method() + " " + r.Path() + " room=" + room)
+		}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := httptest.NewServer(netfx.New(h))
+	defer srv.Close()
+	defer shutdown(h)
+	fmt.Println(dial(srv.URL + "/sse?room=go").nextData())
+	// Output: GET /sse room=go
+}
+
 // Peers lists the open peers of this instance.
 func ExampleHandler_Peers() {
 	h, err := handler.New(handler.Config{Logger: quietLogger()})
