@@ -170,10 +170,7 @@ func (e *Engine) Resume(p *Peer, x Exchange, last uint64) (*Stream, error) {
 	if old := p.stream; old != nil {
 		old.halt()
 	}
-	p.graceGen++
-	if p.grace != nil {
-		p.grace.Stop()
-	}
+	p.cancelGraceLocked()
 	p.log.rewind(last)
 	st := newStream(p, x)
 	st.resumed, st.last = true, last
@@ -249,8 +246,8 @@ func (e *Engine) addTombLocked(id string, d CloseDetails) {
 // backend, on the node that owns it. Errors wrap backends.ErrUnknownSession
 // when no node has the peer.
 func (e *Engine) Upstream(ctx context.Context, id string, data []byte) error {
-	if _, ok := e.Peer(id); ok {
-		return e.Deliver(id, data)
+	if p, ok := e.Peer(id); ok {
+		return p.deliver(data)
 	}
 	return e.node.Route(ctx, id, data)
 }
@@ -275,9 +272,15 @@ func (e *Engine) Deliver(session string, data []byte) error {
 	if !ok {
 		return fmt.Errorf("ssebridge: peer %s: %w", session, backends.ErrUnknownSession)
 	}
+	return p.deliver(data)
+}
+
+// deliver runs the Message hook for data; a closed peer is an unknown
+// session to whoever sent it.
+func (p *Peer) deliver(data []byte) error {
 	err := p.Receive(data)
 	if errors.Is(err, ErrClosed) {
-		return fmt.Errorf("ssebridge: peer %s: %w", session, backends.ErrUnknownSession)
+		return fmt.Errorf("ssebridge: peer %s: %w", p.id, backends.ErrUnknownSession)
 	}
 	return err
 }

@@ -196,10 +196,7 @@ func (p *Peer) closeWith(d CloseDetails, drain, final bool) {
 func (p *Peer) beginCloseLocked(d CloseDetails, drain, final bool) *Stream {
 	p.state = stateClosing
 	p.closeInfo, p.drain, p.final = d, drain, final
-	p.graceGen++
-	if p.grace != nil {
-		p.grace.Stop()
-	}
+	p.cancelGraceLocked()
 	if p.stream != nil {
 		p.stream.signal()
 	}
@@ -254,10 +251,7 @@ func (p *Peer) finalize() {
 	p.state = stateClosed
 	d, final := p.closeInfo, p.final
 	p.log.release()
-	p.graceGen++
-	if p.grace != nil {
-		p.grace.Stop()
-	}
+	p.cancelGraceLocked()
 	st, uploads, topics := p.stream, p.uploads, p.topics
 	p.stream, p.uploads, p.topics = nil, nil, nil
 	p.mu.Unlock()
@@ -300,6 +294,15 @@ func (p *Peer) detach(st *Stream) {
 	gen := p.graceGen
 	p.grace = time.AfterFunc(grace, func() { p.expire(gen) })
 	p.mu.Unlock()
+}
+
+// cancelGraceLocked stops the grace timer; the generation bump makes a timer
+// that already fired do nothing.
+func (p *Peer) cancelGraceLocked() {
+	p.graceGen++
+	if p.grace != nil {
+		p.grace.Stop()
+	}
 }
 
 // expire closes a peer whose client did not resume within the grace period.
