@@ -23,8 +23,8 @@ type Engine struct {
 
 	mu       sync.RWMutex
 	peers    map[string]*Peer
-	tombs    map[string]CloseDetails
-	tombFIFO []tomb
+	tombs    map[string]tomb
+	tombFIFO []string // ids in the order they were added, oldest first
 	closing  bool
 
 	// subMu serialises changes of the node's backend subscriptions; it is
@@ -39,7 +39,7 @@ type Engine struct {
 // client's automatic reconnection is told so instead of silently getting a
 // new peer.
 type tomb struct {
-	id      string
+	d       CloseDetails
 	expires time.Time
 }
 
@@ -52,7 +52,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg:    cfg,
 		log:    cfg.Logger,
 		peers:  make(map[string]*Peer),
-		tombs:  make(map[string]CloseDetails),
+		tombs:  make(map[string]tomb),
 		topics: make(map[string]*topicSubs),
 	}
 	b := cfg.Backend
@@ -190,9 +190,12 @@ func (e *Engine) Peer(id string) (*Peer, bool) {
 // Tombstone returns how a peer that the server closed recently was closed.
 func (e *Engine) Tombstone(id string) (CloseDetails, bool) {
 	e.mu.RLock()
-	d, ok := e.tombs[id]
+	t, ok := e.tombs[id]
 	e.mu.RUnlock()
-	return d, ok
+	if !ok || time.Now().After(t.expires) {
+		return CloseDetails{}, false
+	}
+	return t.d, true
 }
 
 // Peers yields the open peers of this node (not those being closed).
@@ -233,13 +236,13 @@ func (e *Engine) forget(p *Peer, d CloseDetails, tombstone bool) {
 
 func (e *Engine) addTombLocked(id string, d CloseDetails) {
 	now := time.Now()
-	for len(e.tombFIFO) > 0 && (now.After(e.tombFIFO[0].expires) || len(e.tombFIFO) >= maxTombs) {
-		delete(e.tombs, e.tombFIFO[0].id)
+	for len(e.tombFIFO) > 0 && (now.After(e.tombs[e.tombFIFO[0]].expires) || len(e.tombFIFO) >= maxTombs) {
+		delete(e.tombs, e.tombFIFO[0])
 		e.tombFIFO = e.tombFIFO[1:]
 	}
 	ttl := max(e.cfg.ReconnectGrace, time.Minute)
-	e.tombs[id] = d
-	e.tombFIFO = append(e.tombFIFO, tomb{id: id, expires: now.Add(ttl)})
+	e.tombs[id] = tomb{d: d, expires: now.Add(ttl)}
+	e.tombFIFO = append(e.tombFIFO, id)
 }
 
 // Upstream hands an upstream message to the peer id, here or, through the

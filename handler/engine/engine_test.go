@@ -371,3 +371,23 @@ func TestEmptyNamespaceIsNotEveryNamespace(t *testing.T) {
 		t.Fatalf("namespace %q, want /", ns)
 	}
 }
+
+// TestTombstoneExpires: a tombstone is not reported past its lifetime,
+// even when no later close has swept it away.
+func TestTombstoneExpires(t *testing.T) {
+	e := quietEngine(t, Config{Heartbeat: -1})
+	e.mu.Lock()
+	e.addTombLocked("gone", CloseDetails{Code: 4000, Reason: "bye"})
+	e.mu.Unlock()
+	if d, ok := e.Tombstone("gone"); !ok || d.Code != 4000 {
+		t.Fatalf("fresh tombstone: %+v, %v", d, ok)
+	}
+	e.mu.Lock()
+	tb := e.tombs["gone"]
+	tb.expires = time.Now().Add(-time.Second)
+	e.tombs["gone"] = tb
+	e.mu.Unlock()
+	if _, ok := e.Tombstone("gone"); ok {
+		t.Fatal("an expired tombstone is still reported")
+	}
+}
