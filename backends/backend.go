@@ -8,7 +8,37 @@
 //     message posted to any node reaches the owner ([Node.Route]);
 //   - topic fan-out: a publication reaches every node that has subscribers
 //     for the topic, in one order per topic that every node sees
-//     ([Node.Publish], [Receiver.Broadcast]).
+//     ([Node.Publish], [Receiver.Broadcast]);
+//   - topic history and session records, so that a client whose node is gone
+//     resumes its session on another node with the publications it missed
+//     ([Node.Claim], [Node.Replay]).
+//
+// # Positions and marks
+//
+// Every publication has a [Position] in its topic's history, assigned by the
+// backend. A node numbers the publications it hands to Broadcast 1, 2, 3…
+// across all topics (the publication's Mark) and never calls Broadcast
+// concurrently, so the marks give one order to everything a node delivered.
+// The engine stamps each frame it sends with the highest mark its peer has
+// received; a client presents that stamp when it reconnects, and the node it
+// reached claims the session with it ([Cursor]). From the session record
+// (the position each topic started from), the old owner's mark log and its
+// last position per topic, the backend computes, for each topic, the
+// position the client is at; publications after it are replayed. The
+// computation is the same for every backend:
+//
+//	record: owner O, base seq B, topics T → position R[T]
+//	claim with cursor (S, M):
+//	  no record                → ErrUnknownSession
+//	  S <  B                   → ErrGap (the client is behind the record)
+//	  S == B                   → position[T] = R[T]
+//	  S >  B (M is O's mark):
+//	    O's mark log no longer holds every mark after M → ErrGap
+//	    first mark g > M that O broadcast for T, at position P:
+//	                             position[T] = max(R[T], just before P)
+//	    none:                    position[T] = max(R[T], O's last position of T)
+//	  then atomically: owner = claimer, B = S, R = position; O is told to
+//	  release the session (Receiver.Release) if O is another node.
 //
 // Implementations: backends/memory (one process, the default) and
 // backends/redis. Every implementation must pass the conformance suite in
@@ -30,10 +60,17 @@ var (
 	// ErrUnknownSession means no live node owns the session: it never
 	// existed, it was removed, or its owner is gone.
 	ErrUnknownSession = errors.New("backends: unknown session")
+	// ErrMoved means another node owns the session now: it was claimed
+	// away from this node.
+	ErrMoved = errors.New("backends: session owned by another node")
+	// ErrGap means the history no longer holds everything a resuming client
+	// missed: the session cannot be resumed without loss.
+	ErrGap = errors.New("backends: history no longer kept")
 	// ErrClosed means the node or backend was closed.
 	ErrClosed = errors.New("backends: closed")
 	// ErrUnavailable means the backend cannot be reached right now (for
-	// example Redis is down). The operation may succeed later.
+	// example Redis is down), or is overloaded. The operation may succeed
+	// later.
 	ErrUnavailable = errors.New("backends: unavailable")
 )
 
@@ -45,42 +82,103 @@ type Backend interface {
 	Attach(ctx context.Context, r Receiver) (Node, error)
 }
 
+// Position is a publication's place in its topic's history, opaque outside
+// the backend that assigned it. The zero value is the start of every
+// topic's history: before any publication.
+type Position string
+
+// Cursor is how far a resuming client got: the seq of the last frame it
+// received, and the mark that frame carried (the highest Mark of the
+// publications its node had delivered to it, 0 for none).
+type Cursor struct {
+	Seq  uint64
+	Mark uint64
+}
+
+// SessionInfo is what a session record holds besides its owner and topics.
+type SessionInfo struct {
+	// Namespace is the session's namespace ("" is stored as is).
+	Namespace string
+}
+
+// Session is a session record as a claim returns it.
+type Session struct {
+	SessionInfo
+	// Topics maps each topic of the session to the position the client is
+	// at: it has received every publication of the topic up to and
+	// including it, and none after.
+	Topics map[string]Position
+}
+
 // Node is one node's handle on a Backend. Its methods are safe for
 // concurrent use.
 type Node interface {
 	// ID returns the node id, unique among the nodes of the backend.
 	ID() string
 
-	// RegisterSession records that this node owns the session id.
-	RegisterSession(ctx context.Context, id string) error
-	// RemoveSession forgets the session. Removing an unknown session is
-	// not an error.
+	// RegisterSession records that this node owns a new session, with no
+	// topics and base seq 0.
+	RegisterSession(ctx context.Context, id string, info SessionInfo) error
+	// RemoveSession forgets a session this node owns. Removing an unknown
+	// session is not an error; a session another node has claimed is left
+	// alone and the error wraps ErrMoved.
 	RemoveSession(ctx context.Context, id string) error
-	// SessionExists reports whether a live node owns the session.
-	SessionExists(ctx context.Context, id string) (bool, error)
+	// Owner returns the id of the node that owns the session. The error
+	// wraps ErrUnknownSession when there is no session record or its owner
+	// is gone.
+	Owner(ctx context.Context, id string) (string, error)
 
 	// Route delivers an upstream message to the node that owns the session,
 	// which hands it to its Receiver's Deliver. Messages routed for one
-	// session from one goroutine arrive in the order they were routed. Route
-	// returns an error wrapping ErrUnknownSession, at once, when no live node
-	// owns the session; it never queues a message for nobody. data may be
-	// reused by the caller after Route returns.
+	// session from one goroutine arrive in the order they were routed.
+	// Route returns an error wrapping ErrUnknownSession, at once, when no
+	// live node owns the session; it never queues a message for nobody. It
+	// returns once the message is with the owner (for Redis: in its inbox),
+	// not once the owner handled it. data may be reused by the caller after
+	// Route returns.
 	Route(ctx context.Context, session string, data []byte) error
 
-	// Subscribe tells the backend that this node has subscribers for topic;
-	// Unsubscribe that it has none left. Both are idempotent.
-	Subscribe(ctx context.Context, topic string) error
+	// Subscribe tells the backend that this node has subscribers for topic
+	// and returns the position after which publications will be broadcast
+	// to the node. Unsubscribe says it has none left. Both are idempotent
+	// (a repeated Subscribe returns a position no later than the node's
+	// last broadcast publication of the topic).
+	Subscribe(ctx context.Context, topic string) (Position, error)
 	Unsubscribe(ctx context.Context, topic string) error
 
+	// SetSessionTopic records, for resume on another node, that the session
+	// (owned by this node) receives topic's publications after from.
+	// RemoveSessionTopic removes the record. Both wrap ErrMoved when another
+	// node owns the session.
+	SetSessionTopic(ctx context.Context, session, topic string, from Position) error
+	RemoveSessionTopic(ctx context.Context, session, topic string) error
+
 	// Publish delivers p to every node subscribed to p.Topic, this node
-	// included, through their Receiver's Broadcast. All nodes see the
-	// publications of one topic in the same order. p.Data may be reused by
-	// the caller after Publish returns.
+	// included, through their Receiver's Broadcast, and adds it to the
+	// topic's history. All nodes see the publications of one topic in the
+	// same order. p.Data may be reused by the caller after Publish returns;
+	// p.Position and p.Mark are ignored.
 	Publish(ctx context.Context, p Publication) error
 
-	// Close detaches the node: its sessions are forgotten, and once Close
-	// returns its Receiver gets no new calls (a call already under way may
-	// still finish; the engine expects that).
+	// Replay calls fn, in order, for the publications of topic after the
+	// position after, up to and including until, from the topic's history.
+	// The publications have their Position set and Mark 0. It returns an
+	// error wrapping ErrGap, before calling fn, when the history no longer
+	// holds every publication after after. fn's p.Data is only valid during
+	// the call.
+	Replay(ctx context.Context, topic string, after, until Position, fn func(p Publication)) error
+
+	// Claim takes a session over for a client that reconnected to this node
+	// having got as far as c; see the package documentation for what it
+	// computes. It wraps ErrUnknownSession when there is no session to
+	// resume, ErrGap when it cannot be resumed without loss, and
+	// ErrUnavailable when the backend cannot be reached.
+	Claim(ctx context.Context, session string, c Cursor) (Session, error)
+
+	// Close detaches the node: its sessions stay resumable elsewhere until
+	// they expire (memory: they are forgotten), and once Close returns its
+	// Receiver gets no new calls (a call already under way may still
+	// finish; the engine expects that).
 	Close() error
 }
 
@@ -94,13 +192,24 @@ type Receiver interface {
 	// the hook may call back into the Node (Publish, Subscribe, Route): a
 	// backend must not hold its own locks while it calls Deliver. A
 	// backend that reads several sessions' messages in one loop should hand
-	// them to Deliver so that one slow hook does not hold up the others.
+	// them to Deliver so that one slow hook does not hold up the others,
+	// while keeping each session's messages in order.
 	Deliver(session string, data []byte) error
 	// Broadcast hands over a publication for a topic this node subscribed
-	// to. p.Data is only valid during the call. A backend may hold locks
-	// while it calls Broadcast (to keep one order per topic), so Broadcast
-	// must return quickly and must not call the Node.
+	// to, with its Position and Mark set. p.Data is only valid during the
+	// call. The backend calls Broadcast from one goroutine at a time, in
+	// Mark order, and may hold locks meanwhile, so Broadcast must return
+	// quickly and must not call the Node.
 	Broadcast(p Publication)
+	// Release tells the node that another node claimed one of its sessions:
+	// the node drops it without ending it (no hooks, no close event). It
+	// must return quickly and must not call the Node.
+	Release(session string)
+	// Error reports a failure of the backend's own background work (a
+	// lost connection, a failed read, a message it could not hand over).
+	// The engine logs it and passes it to the application's Error hook. It
+	// must not call the Node.
+	Error(err error)
 }
 
 // Publication is a message for the subscribers of a topic.
@@ -115,4 +224,11 @@ type Publication struct {
 	Exclude string
 	// Data is the payload, text as the protocols send it.
 	Data []byte
+
+	// Position is the publication's place in the topic's history, set by
+	// the backend.
+	Position Position
+	// Mark is the receiving node's number for the publication (see the
+	// package documentation), set by the backend in Broadcast; 0 in Replay.
+	Mark uint64
 }
