@@ -54,6 +54,14 @@ func Run(t *testing.T, newBackend func(t *testing.T) backends.Backend) {
 		{"SubscribeIsIdempotent", testSubscribeIdempotent},
 		{"CloseForgetsNode", testClose},
 		{"DeliverMayCallNode", testDeliverReentrant},
+		{"MarksCountBroadcasts", testMarks},
+		{"SubscribeReturnsStart", testSubscribeStart},
+		{"ReplayRange", testReplayRange},
+		{"SessionRecord", testSessionRecord},
+		{"ClaimAtBase", testClaimAtBase},
+		{"ClaimWithMarks", testClaimWithMarks},
+		{"ClaimRefusals", testClaimRefusals},
+		{"ClaimedSessionRoutes", testClaimedRoutes},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -74,6 +82,8 @@ type Recorder struct {
 	sessions map[string]bool // sessions Deliver accepts
 	upstream []Upstream
 	pubs     []backends.Publication
+	released []string
+	errs     []error
 }
 
 // Upstream is one recorded Deliver call.
@@ -121,6 +131,37 @@ func (r *Recorder) Broadcast(p backends.Publication) {
 	r.pubs = append(r.pubs, p)
 	r.cond.Broadcast()
 	r.mu.Unlock()
+}
+
+// Release implements backends.Receiver: the session no longer reaches
+// Deliver, and the release is recorded.
+func (r *Recorder) Release(session string) {
+	r.mu.Lock()
+	delete(r.sessions, session)
+	r.released = append(r.released, session)
+	r.cond.Broadcast()
+	r.mu.Unlock()
+}
+
+// Error implements backends.Receiver.
+func (r *Recorder) Error(err error) {
+	r.mu.Lock()
+	r.errs = append(r.errs, err)
+	r.cond.Broadcast()
+	r.mu.Unlock()
+}
+
+// WaitReleased waits until session was released.
+func (r *Recorder) WaitReleased(t testing.TB, session string) {
+	t.Helper()
+	r.wait(t, func() bool { return slices.Contains(r.released, session) }, "release of "+session)
+}
+
+// Errors returns the errors reported so far.
+func (r *Recorder) Errors() []error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.errs)
 }
 
 // WaitUpstream waits until n upstream messages were delivered and returns
@@ -182,16 +223,18 @@ func attach(t *testing.T, b backends.Backend) (backends.Node, *Recorder) {
 func register(t *testing.T, n backends.Node, r *Recorder, id string) {
 	t.Helper()
 	r.Accept(id)
-	if err := n.RegisterSession(context.Background(), id); err != nil {
+	if err := n.RegisterSession(context.Background(), id, backends.SessionInfo{Namespace: "/ns"}); err != nil {
 		t.Fatalf("RegisterSession(%q): %v", id, err)
 	}
 }
 
-func subscribe(t *testing.T, n backends.Node, topic string) {
+func subscribe(t *testing.T, n backends.Node, topic string) backends.Position {
 	t.Helper()
-	if err := n.Subscribe(context.Background(), topic); err != nil {
+	p, err := n.Subscribe(context.Background(), topic)
+	if err != nil {
 		t.Fatalf("Subscribe(%q): %v", topic, err)
 	}
+	return p
 }
 
 func publish(t *testing.T, n backends.Node, p backends.Publication) {
@@ -216,8 +259,8 @@ func testRouteToOwner(t *testing.T, b backends.Backend) {
 	register(t, c, rc, "sessionC")
 	ctx := context.Background()
 	for _, via := range []backends.Node{a, c} {
-		if ok, err := via.SessionExists(ctx, "sessionA"); err != nil || !ok {
-			t.Fatalf("SessionExists(sessionA) via %s = %v, %v; want true", via.ID(), ok, err)
+		if owner, err := via.Owner(ctx, "sessionA"); err != nil || owner != a.ID() {
+			t.Fatalf("Owner(sessionA) via %s = %q, %v; want %q", via.ID(), owner, err, a.ID())
 		}
 		if err := via.Route(ctx, "sessionA", []byte("to A via "+via.ID())); err != nil {
 			t.Fatalf("Route via %s: %v", via.ID(), err)
@@ -280,8 +323,8 @@ func testRouteUnknown(t *testing.T, b backends.Backend) {
 	if !errors.Is(err, backends.ErrUnknownSession) {
 		t.Fatalf("Route to an unknown session = %v, want ErrUnknownSession", err)
 	}
-	if ok, err := a.SessionExists(ctx, "nobody"); err != nil || ok {
-		t.Fatalf("SessionExists(nobody) = %v, %v; want false, nil", ok, err)
+	if owner, err := a.Owner(ctx, "nobody"); !errors.Is(err, backends.ErrUnknownSession) {
+		t.Fatalf("Owner(nobody) = %q, %v; want ErrUnknownSession", owner, err)
 	}
 }
 
@@ -299,8 +342,8 @@ func testRemoveSession(t *testing.T, b backends.Backend) {
 	if err := c.Route(ctx, "s1", []byte("late")); !errors.Is(err, backends.ErrUnknownSession) {
 		t.Fatalf("Route after RemoveSession = %v, want ErrUnknownSession", err)
 	}
-	if ok, _ := c.SessionExists(ctx, "s1"); ok {
-		t.Fatal("SessionExists after RemoveSession = true")
+	if _, err := c.Owner(ctx, "s1"); !errors.Is(err, backends.ErrUnknownSession) {
+		t.Fatalf("Owner after RemoveSession: %v, want ErrUnknownSession", err)
 	}
 }
 
@@ -448,7 +491,8 @@ func testDeliverReentrant(t *testing.T, b backends.Backend) {
 	ctx := context.Background()
 	hookErrs := make(chan error, 3)
 	ra.OnDeliver = func(session string, data []byte) {
-		hookErrs <- a.Subscribe(ctx, "joined")
+		_, err := a.Subscribe(ctx, "joined")
+		hookErrs <- err
 		hookErrs <- a.Publish(ctx, backends.Publication{Topic: "echo", Data: data})
 		hookErrs <- a.Route(ctx, "other", data)
 	}

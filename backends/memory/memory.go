@@ -1,7 +1,12 @@
 // Package memory is the default backend: all state in the memory of one
 // process. Several Handlers in one process may share one Backend; they then
 // behave like the nodes of a cluster (a POST to one reaches a session on
-// another). Nothing survives the process.
+// another, a client may resume its session on another). Nothing survives the
+// process.
+//
+// Positions are decimal publication counters per topic. Each topic keeps its
+// last HistoryLength publications and each node its last MarkLogLength marks
+// (see package backends for what they are for).
 //
 // Import direction: memory → backends.
 package memory
@@ -12,32 +17,76 @@ import (
 	"encoding/base64"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ssebridge/ssebridge/backends"
 )
 
-// Backend keeps sessions and topic subscriptions in memory. The zero value is
-// not usable; call New.
+// Defaults of Config.
+const (
+	DefaultHistoryLength = 1000
+	DefaultMarkLogLength = 100_000
+)
+
+// Config configures a Backend. Zero values mean the defaults.
+type Config struct {
+	// HistoryLength is how many publications each topic keeps for clients
+	// that resume (default 1000).
+	HistoryLength int
+	// MarkLogLength is how many marks each node keeps (default 100 000).
+	MarkLogLength int
+}
+
+// Backend keeps sessions, topics and their history in memory. The zero value
+// is not usable; call New.
 type Backend struct {
+	cfg Config
+
+	seq atomic.Uint64 // the last position given, across topics
+
 	mu       sync.RWMutex
 	nodes    map[string]*node
-	sessions map[string]*node
+	sessions map[string]*session
 	topics   map[string]*topic
 }
 
-// topic holds the nodes subscribed to one topic. Its mutex is held while a
-// publication is delivered so that every node sees one order per topic.
-type topic struct {
-	mu    sync.Mutex
-	nodes []*node
+// session is a session record.
+type session struct {
+	owner  *node
+	info   backends.SessionInfo
+	base   uint64
+	topics map[string]uint64
 }
 
-// New returns an empty in-memory backend.
-func New() *Backend {
+// topic holds the nodes subscribed to one topic and its history, which is
+// kept while some node subscribes (only then can a session resume with it).
+// Its mutex is held while a publication is delivered so that every node sees
+// one order per topic.
+type topic struct {
+	mu      sync.Mutex
+	nodes   []*node
+	last    uint64                 // position of the last publication
+	deleted uint64                 // highest position dropped from history
+	history []backends.Publication // oldest first, Data owned
+}
+
+// New returns an empty in-memory backend with the default configuration.
+func New() *Backend { return NewWithConfig(Config{}) }
+
+// NewWithConfig returns an empty in-memory backend.
+func NewWithConfig(cfg Config) *Backend {
+	if cfg.HistoryLength <= 0 {
+		cfg.HistoryLength = DefaultHistoryLength
+	}
+	if cfg.MarkLogLength <= 0 {
+		cfg.MarkLogLength = DefaultMarkLogLength
+	}
 	return &Backend{
+		cfg:      cfg,
 		nodes:    make(map[string]*node),
-		sessions: make(map[string]*node),
+		sessions: make(map[string]*session),
 		topics:   make(map[string]*topic),
 	}
 }
@@ -46,7 +95,7 @@ func New() *Backend {
 func (b *Backend) Attach(_ context.Context, r backends.Receiver) (backends.Node, error) {
 	var raw [12]byte
 	_, _ = rand.Read(raw[:])
-	n := &node{b: b, id: base64.RawURLEncoding.EncodeToString(raw[:]), recv: r}
+	n := &node{b: b, id: base64.RawURLEncoding.EncodeToString(raw[:]), recv: r, cur: make(map[string]uint64)}
 	b.mu.Lock()
 	b.nodes[n.id] = n
 	b.mu.Unlock()
@@ -64,55 +113,120 @@ func (b *Backend) Sessions() int {
 func (b *Backend) Topics() int {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	return len(b.topics)
+	n := 0
+	for _, t := range b.topics {
+		t.mu.Lock()
+		if len(t.nodes) > 0 {
+			n++
+		}
+		t.mu.Unlock()
+	}
+	return n
 }
 
 type node struct {
 	b      *Backend
 	id     string
 	recv   backends.Receiver
-	closed bool // guarded by b.mu
-	topics map[string]struct{}
+	closed bool                // guarded by b.mu
+	topics map[string]struct{} // guarded by b.mu
+
+	// bcast serialises Broadcast calls and guards the marks.
+	bcast   sync.Mutex
+	mark    uint64            // the last mark given
+	trimmed uint64            // the highest mark dropped from log
+	log     []markEntry       // marks after trimmed, in order
+	cur     map[string]uint64 // topic → position of the last broadcast
+}
+
+type markEntry struct {
+	topic string
+	pos   uint64
 }
 
 func (n *node) ID() string { return n.id }
 
-func (n *node) RegisterSession(_ context.Context, id string) error {
+func pos(p uint64) backends.Position {
+	if p == 0 {
+		return ""
+	}
+	return backends.Position(strconv.FormatUint(p, 10))
+}
+
+func parsePos(p backends.Position) (uint64, error) {
+	if p == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseUint(string(p), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("memory: invalid position %q", p)
+	}
+	return v, nil
+}
+
+func (n *node) RegisterSession(_ context.Context, id string, info backends.SessionInfo) error {
 	n.b.mu.Lock()
 	defer n.b.mu.Unlock()
 	if n.closed {
 		return backends.ErrClosed
 	}
-	if owner, ok := n.b.sessions[id]; ok && owner != n {
-		return fmt.Errorf("memory: session %q is owned by node %s", id, owner.id)
+	if s, ok := n.b.sessions[id]; ok {
+		return fmt.Errorf("memory: session %q already exists (owner %s)", id, s.owner.id)
 	}
-	n.b.sessions[id] = n
+	n.b.sessions[id] = &session{owner: n, info: info, topics: make(map[string]uint64)}
 	return nil
+}
+
+// owned returns the record of a session n owns; b.mu is held.
+func (n *node) ownedLocked(id string) (*session, error) {
+	if n.closed {
+		return nil, backends.ErrClosed
+	}
+	s, ok := n.b.sessions[id]
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("memory: session %q: %w", id, backends.ErrUnknownSession)
+	case s.owner != n:
+		return nil, fmt.Errorf("memory: session %q: %w", id, backends.ErrMoved)
+	}
+	return s, nil
 }
 
 func (n *node) RemoveSession(_ context.Context, id string) error {
 	n.b.mu.Lock()
 	defer n.b.mu.Unlock()
-	if n.b.sessions[id] == n {
-		delete(n.b.sessions, id)
+	s, ok := n.b.sessions[id]
+	switch {
+	case !ok:
+		return nil
+	case s.owner != n:
+		return fmt.Errorf("memory: remove session %q: %w", id, backends.ErrMoved)
 	}
+	delete(n.b.sessions, id)
 	return nil
 }
 
-func (n *node) SessionExists(_ context.Context, id string) (bool, error) {
+func (n *node) Owner(_ context.Context, id string) (string, error) {
 	n.b.mu.RLock()
 	defer n.b.mu.RUnlock()
 	if n.closed {
-		return false, backends.ErrClosed
+		return "", backends.ErrClosed
 	}
-	_, ok := n.b.sessions[id]
-	return ok, nil
+	s, ok := n.b.sessions[id]
+	if !ok {
+		return "", fmt.Errorf("memory: session %q: %w", id, backends.ErrUnknownSession)
+	}
+	return s.owner.id, nil
 }
 
-func (n *node) Route(_ context.Context, session string, data []byte) error {
+func (n *node) Route(_ context.Context, id string, data []byte) error {
 	n.b.mu.RLock()
-	owner, ok := n.b.sessions[session]
+	s, ok := n.b.sessions[id]
 	closed := n.closed
+	var owner *node
+	if ok {
+		owner = s.owner
+	}
 	n.b.mu.RUnlock()
 	if closed {
 		return backends.ErrClosed
@@ -120,17 +234,19 @@ func (n *node) Route(_ context.Context, session string, data []byte) error {
 	if !ok {
 		return fmt.Errorf("memory: route: %w", backends.ErrUnknownSession)
 	}
-	return owner.recv.Deliver(session, data)
+	return owner.recv.Deliver(id, data)
 }
 
-func (n *node) Subscribe(_ context.Context, name string) error {
+func (n *node) Subscribe(_ context.Context, name string) (backends.Position, error) {
 	n.b.mu.Lock()
 	defer n.b.mu.Unlock()
 	if n.closed {
-		return backends.ErrClosed
+		return "", backends.ErrClosed
 	}
 	if _, ok := n.topics[name]; ok {
-		return nil
+		n.bcast.Lock()
+		defer n.bcast.Unlock()
+		return pos(n.cur[name]), nil
 	}
 	if n.topics == nil {
 		n.topics = make(map[string]struct{})
@@ -143,8 +259,12 @@ func (n *node) Subscribe(_ context.Context, name string) error {
 	}
 	t.mu.Lock()
 	t.nodes = append(t.nodes, n)
+	start := t.last
 	t.mu.Unlock()
-	return nil
+	n.bcast.Lock()
+	n.cur[name] = start
+	n.bcast.Unlock()
+	return pos(start), nil
 }
 
 func (n *node) Unsubscribe(_ context.Context, name string) error {
@@ -172,6 +292,32 @@ func (n *node) unsubscribeLocked(name string) {
 	}
 }
 
+func (n *node) SetSessionTopic(_ context.Context, id, topic string, from backends.Position) error {
+	p, err := parsePos(from)
+	if err != nil {
+		return err
+	}
+	n.b.mu.Lock()
+	defer n.b.mu.Unlock()
+	s, err := n.ownedLocked(id)
+	if err != nil {
+		return err
+	}
+	s.topics[topic] = p
+	return nil
+}
+
+func (n *node) RemoveSessionTopic(_ context.Context, id, topic string) error {
+	n.b.mu.Lock()
+	defer n.b.mu.Unlock()
+	s, err := n.ownedLocked(id)
+	if err != nil {
+		return err
+	}
+	delete(s.topics, topic)
+	return nil
+}
+
 func (n *node) Publish(_ context.Context, p backends.Publication) error {
 	n.b.mu.RLock()
 	t := n.b.topics[p.Topic]
@@ -181,12 +327,132 @@ func (n *node) Publish(_ context.Context, p backends.Publication) error {
 		return backends.ErrClosed
 	}
 	if t == nil {
-		return nil
+		return nil // no subscriber, and no session to resume with it
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.last = n.b.seq.Add(1)
+	p.Position, p.Mark = pos(t.last), 0
+	kept := p
+	kept.Data = slices.Clone(p.Data)
+	t.history = append(t.history, kept)
+	if over := len(t.history) - n.b.cfg.HistoryLength; over > 0 {
+		t.deleted, _ = parsePos(t.history[over-1].Position)
+		clear(t.history[:over])
+		t.history = t.history[over:]
+	}
 	for _, m := range t.nodes {
-		m.recv.Broadcast(p)
+		m.broadcast(p, t.last)
+	}
+	return nil
+}
+
+// broadcast gives p the node's next mark, logs it and hands it over.
+func (n *node) broadcast(p backends.Publication, at uint64) {
+	n.bcast.Lock()
+	defer n.bcast.Unlock()
+	n.mark++
+	p.Mark = n.mark
+	n.log = append(n.log, markEntry{topic: p.Topic, pos: at})
+	if over := len(n.log) - n.b.cfg.MarkLogLength; over > 0 {
+		n.trimmed += uint64(over)
+		clear(n.log[:over])
+		n.log = n.log[over:]
+	}
+	n.cur[p.Topic] = at
+	n.recv.Broadcast(p)
+}
+
+func (n *node) Replay(_ context.Context, name string, after, until backends.Position, fn func(backends.Publication)) error {
+	a, err := parsePos(after)
+	if err != nil {
+		return err
+	}
+	u, err := parsePos(until)
+	if err != nil {
+		return err
+	}
+	n.b.mu.RLock()
+	t := n.b.topics[name]
+	n.b.mu.RUnlock()
+	if t == nil || u <= a {
+		return nil
+	}
+	t.mu.Lock()
+	if a < t.deleted {
+		t.mu.Unlock()
+		return fmt.Errorf("memory: replay %q after %d: %w (history starts after %d)", name, a, backends.ErrGap, t.deleted)
+	}
+	var out []backends.Publication
+	for _, p := range t.history {
+		if v, _ := parsePos(p.Position); v > a && v <= u {
+			out = append(out, p)
+		}
+	}
+	t.mu.Unlock()
+	for _, p := range out {
+		fn(p)
+	}
+	return nil
+}
+
+func (n *node) Claim(_ context.Context, id string, c backends.Cursor) (backends.Session, error) {
+	n.b.mu.Lock()
+	if n.closed {
+		n.b.mu.Unlock()
+		return backends.Session{}, backends.ErrClosed
+	}
+	s, ok := n.b.sessions[id]
+	if !ok {
+		n.b.mu.Unlock()
+		return backends.Session{}, fmt.Errorf("memory: claim %q: %w", id, backends.ErrUnknownSession)
+	}
+	if c.Seq < s.base {
+		n.b.mu.Unlock()
+		return backends.Session{}, fmt.Errorf("memory: claim %q at seq %d, record at %d: %w", id, c.Seq, s.base, backends.ErrGap)
+	}
+	old := s.owner
+	if c.Seq > s.base {
+		if err := old.advance(s.topics, c.Mark); err != nil {
+			n.b.mu.Unlock()
+			return backends.Session{}, fmt.Errorf("memory: claim %q: %w", id, err)
+		}
+	}
+	s.owner, s.base = n, c.Seq
+	out := backends.Session{SessionInfo: s.info, Topics: make(map[string]backends.Position, len(s.topics))}
+	for t, p := range s.topics {
+		out.Topics[t] = pos(p)
+	}
+	n.b.mu.Unlock()
+	if old != n {
+		old.recv.Release(id)
+	}
+	return out, nil
+}
+
+// advance moves each topic position of a session record to where a client
+// that received everything up to mark is (see package backends).
+func (n *node) advance(topics map[string]uint64, mark uint64) error {
+	n.bcast.Lock()
+	defer n.bcast.Unlock()
+	if mark < n.trimmed || mark > n.mark {
+		return fmt.Errorf("marks after %d: %w (kept: %d to %d)", mark, backends.ErrGap, n.trimmed+1, n.mark)
+	}
+	first := make(map[string]uint64, len(topics))
+	for _, e := range n.log[mark-n.trimmed:] {
+		if _, ok := topics[e.topic]; !ok {
+			continue
+		}
+		if _, seen := first[e.topic]; !seen {
+			first[e.topic] = e.pos
+		}
+	}
+	for t, p := range topics {
+		at := n.cur[t]
+		if f, ok := first[t]; ok {
+			at = f - 1
+		}
+		topics[t] = max(p, at)
 	}
 	return nil
 }
@@ -201,8 +467,8 @@ func (n *node) Close() error {
 	for name := range n.topics {
 		n.unsubscribeLocked(name)
 	}
-	for id, owner := range n.b.sessions {
-		if owner == n {
+	for id, s := range n.b.sessions {
+		if s.owner == n {
 			delete(n.b.sessions, id)
 		}
 	}

@@ -1,6 +1,7 @@
 package memory_test
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/ssebridge/ssebridge/backends"
@@ -19,10 +20,10 @@ func TestCountsReturnToZero(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := n.RegisterSession(t.Context(), "s"); err != nil {
+	if err := n.RegisterSession(t.Context(), "s", backends.SessionInfo{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Subscribe(t.Context(), "t"); err != nil {
+	if _, err := n.Subscribe(t.Context(), "t"); err != nil {
 		t.Fatal(err)
 	}
 	if b.Sessions() != 1 || b.Topics() != 1 {
@@ -33,5 +34,58 @@ func TestCountsReturnToZero(t *testing.T) {
 	}
 	if b.Sessions() != 0 || b.Topics() != 0 {
 		t.Fatalf("after Close: sessions %d topics %d, want 0 and 0", b.Sessions(), b.Topics())
+	}
+}
+
+func TestHistoryLength(t *testing.T) {
+	b := memory.NewWithConfig(memory.Config{HistoryLength: 3})
+	r := backendtest.NewRecorder()
+	n, err := b.Attach(t.Context(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, err := n.Subscribe(t.Context(), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := n.Publish(t.Context(), backends.Publication{Topic: "t", Data: []byte{byte('a' + i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := r.WaitPublications(t, 5)
+	if err := n.Replay(t.Context(), "t", start, got[4].Position, func(backends.Publication) {}); !errors.Is(err, backends.ErrGap) {
+		t.Fatalf("Replay of a trimmed range = %v, want ErrGap", err)
+	}
+	var kept []byte
+	if err := n.Replay(t.Context(), "t", got[1].Position, got[4].Position, func(p backends.Publication) { kept = append(kept, p.Data...) }); err != nil {
+		t.Fatal(err)
+	}
+	if string(kept) != "cde" {
+		t.Fatalf("replayed %q, want cde", kept)
+	}
+}
+
+func TestMarkLogLength(t *testing.T) {
+	b := memory.NewWithConfig(memory.Config{MarkLogLength: 2})
+	ra, rc := backendtest.NewRecorder(), backendtest.NewRecorder()
+	a, _ := b.Attach(t.Context(), ra)
+	c, _ := b.Attach(t.Context(), rc)
+	if err := a.RegisterSession(t.Context(), "s", backends.SessionInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Subscribe(t.Context(), "t"); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if err := a.Publish(t.Context(), backends.Publication{Topic: "t"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Claim(t.Context(), "s", backends.Cursor{Seq: 3, Mark: 1}); !errors.Is(err, backends.ErrGap) {
+		t.Fatalf("Claim from a mark no longer kept = %v, want ErrGap", err)
+	}
+	if _, err := c.Claim(t.Context(), "s", backends.Cursor{Seq: 3, Mark: 2}); err != nil {
+		t.Fatalf("Claim from the oldest kept mark: %v", err)
 	}
 }
