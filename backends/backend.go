@@ -32,7 +32,9 @@
 //	  no record                → ErrUnknownSession
 //	  S <  B                   → ErrGap (the client is behind the record)
 //	  S == B                   → position[T] = R[T]
-//	  S >  B (M is O's mark):
+//	  S >  B, M == 0           → position[T] = R[T] (the client got no
+//	                             live publication from O)
+//	  S >  B, M >  0 (M is O's mark):
 //	    O's mark log no longer holds every mark after M → ErrGap
 //	    first mark g > M that O broadcast for T, at position P:
 //	                             position[T] = max(R[T], just before P)
@@ -180,6 +182,14 @@ type Node interface {
 	// Receiver gets no new calls (a call already under way may still
 	// finish; the engine expects that).
 	Close() error
+}
+
+// SessionKeeper is implemented by nodes whose session records outlive the
+// node (Redis): a node that shuts down then leaves its sessions for other
+// nodes to resume instead of ending them.
+type SessionKeeper interface {
+	// KeepsSessions reports whether the node's sessions outlive Close.
+	KeepsSessions() bool
 }
 
 // Receiver is implemented by the engine of a node; the backend calls it.

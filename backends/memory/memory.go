@@ -412,7 +412,7 @@ func (n *node) Claim(_ context.Context, id string, c backends.Cursor) (backends.
 		return backends.Session{}, fmt.Errorf("memory: claim %q at seq %d, record at %d: %w", id, c.Seq, s.base, backends.ErrGap)
 	}
 	old := s.owner
-	if c.Seq > s.base {
+	if c.Seq > s.base && c.Mark > 0 {
 		if err := old.advance(s.topics, c.Mark); err != nil {
 			n.b.mu.Unlock()
 			return backends.Session{}, fmt.Errorf("memory: claim %q: %w", id, err)

@@ -30,9 +30,9 @@ func appendMessage(dst, text []byte) []byte {
 	return sse.AppendEnd(dst)
 }
 
-func (codec) AppendID(dst []byte, p *engine.Peer, seq uint64) []byte {
+func (codec) AppendID(dst []byte, p *engine.Peer, seq, mark uint64) []byte {
 	dst = append(dst, "id: "...)
-	dst = appendEventID(dst, p.ID(), seq)
+	dst = appendEventID(dst, p.ID(), seq, mark)
 	return append(dst, '\n')
 }
 
@@ -51,12 +51,13 @@ func (codec) AppendHeartbeat(dst []byte) []byte {
 }
 
 // appendHello appends the event that tells the client its peer id; its event
-// id is "<peer>.<last>" so that a reconnection before any message resumes
-// the same peer, and a repeated hello on resume does not move the client's
-// position.
-func appendHello(dst []byte, id string, last uint64, retry time.Duration) []byte {
+// id is the client's position ("<peer>.0" for a new peer, the
+// Last-Event-ID it presented on resume), so that a reconnection before any
+// message resumes the same peer, and a repeated hello on resume does not
+// move the client's position.
+func appendHello(dst []byte, id string, last, mark uint64, retry time.Duration) []byte {
 	dst = append(dst, "id: "...)
-	dst = appendEventID(dst, id, last)
+	dst = appendEventID(dst, id, last, mark)
 	dst = append(dst, '\n')
 	if retry > 0 {
 		dst = sse.AppendRetry(dst, retry)

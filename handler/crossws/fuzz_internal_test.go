@@ -17,28 +17,37 @@ func TestParseEventID(t *testing.T) {
 		seq    uint64
 		closed bool
 		ok     bool
+		mark   uint64
 	}{
-		{id + ".0", 0, false, true},
-		{id + ".1", 1, false, true},
-		{id + ".18446744073709551615", 1<<64 - 1, false, true},
-		{id + ".closed", 0, true, true},
-		{id + ".18446744073709551616", 0, false, false},
-		{id + ".00", 0, false, false},
-		{id + ".01", 0, false, false},
-		{id + ".-1", 0, false, false},
-		{id + ".+1", 0, false, false},
-		{id + ".", 0, false, false},
-		{id, 0, false, false},
-		{id + ".1.", 0, false, false},
-		{id + ".Closed", 0, false, false},
-		{id[:21] + "B.1", 0, false, false},
-		{"", 0, false, false},
-		{".1", 0, false, false},
+		{id + ".0", 0, false, true, 0},
+		{id + ".3.7", 3, false, true, 7},
+		{id + ".0.18446744073709551615", 0, false, true, 1<<64 - 1},
+		{id + ".3.0", 0, false, false, 0},
+		{id + ".3.07", 0, false, false, 0},
+		{id + ".3.7.", 0, false, false, 0},
+		{id + ".3.7.1", 0, false, false, 0},
+		{id + ".3.", 0, false, false, 0},
+		{id + ".closed.1", 0, false, false, 0},
+		{id + ".1", 1, false, true, 0},
+		{id + ".18446744073709551615", 1<<64 - 1, false, true, 0},
+		{id + ".closed", 0, true, true, 0},
+		{id + ".18446744073709551616", 0, false, false, 0},
+		{id + ".00", 0, false, false, 0},
+		{id + ".01", 0, false, false, 0},
+		{id + ".-1", 0, false, false, 0},
+		{id + ".+1", 0, false, false, 0},
+		{id + ".", 0, false, false, 0},
+		{id, 0, false, false, 0},
+		{id + ".1.", 0, false, false, 0},
+		{id + ".Closed", 0, false, false, 0},
+		{id[:21] + "B.1", 0, false, false, 0},
+		{"", 0, false, false, 0},
+		{".1", 0, false, false, 0},
 	}
 	for _, c := range cases {
-		gotID, seq, closed, ok := parseEventID(c.in)
-		if ok != c.ok || seq != c.seq || closed != c.closed || (ok && gotID != id) {
-			t.Errorf("parseEventID(%q) = %q %d %v %v, want %d %v %v", c.in, gotID, seq, closed, ok, c.seq, c.closed, c.ok)
+		gotID, cur, closed, ok := parseEventID(c.in)
+		if ok != c.ok || cur.Seq != c.seq || cur.Mark != c.mark || closed != c.closed || (ok && gotID != id) {
+			t.Errorf("parseEventID(%q) = %q %+v %v %v, want %d.%d %v %v", c.in, gotID, cur, closed, ok, c.seq, c.mark, c.closed, c.ok)
 		}
 	}
 }
@@ -49,12 +58,13 @@ func FuzzParseEventID(f *testing.F) {
 		id + ".0", id + ".1", id + ".closed", id + ".18446744073709551615",
 		id + ".18446744073709551616", id + ".00", id + ".-1", id + ".", "", ".", "x.1",
 	} {
-		f.Add(s, []byte(id), uint64(7))
+		f.Add(s, []byte(id), uint64(7), uint64(0))
 	}
-	f.Fuzz(func(t *testing.T, s string, raw []byte, seq uint64) {
+	f.Add(id+".3.9", []byte(id), uint64(3), uint64(9))
+	f.Fuzz(func(t *testing.T, s string, raw []byte, seq, mark uint64) {
 		// Whatever s is: no panic, and ok only for what appendEventID
 		// (or the close event) writes.
-		gotID, gotSeq, closed, ok := parseEventID(s)
+		gotID, got, closed, ok := parseEventID(s)
 		if ok {
 			if !engine.ValidID(gotID) {
 				t.Fatalf("parseEventID(%q) accepted the id %q", s, gotID)
@@ -63,26 +73,30 @@ func FuzzParseEventID(f *testing.F) {
 			if closed {
 				want = gotID + "." + closedMarker
 			} else {
-				want = string(appendEventID(nil, gotID, gotSeq))
+				want = string(appendEventID(nil, gotID, got.Seq, got.Mark))
 			}
 			if s != want {
-				t.Fatalf("parseEventID(%q) = %q %d closed=%v: appendEventID writes %q", s, gotID, gotSeq, closed, want)
+				t.Fatalf("parseEventID(%q) = %q %+v closed=%v: appendEventID writes %q", s, gotID, got, closed, want)
 			}
-		} else if gotID != "" || gotSeq != 0 || closed {
-			t.Fatalf("parseEventID(%q) failed but returned %q %d %v", s, gotID, gotSeq, closed)
+		} else if gotID != "" || got.Seq != 0 || got.Mark != 0 || closed {
+			t.Fatalf("parseEventID(%q) failed but returned %q %+v %v", s, gotID, got, closed)
 		}
 
 		// Round trip from a valid id and any seq.
 		var b [16]byte
 		copy(b[:], raw)
 		pid := base64.RawURLEncoding.EncodeToString(b[:])
-		text := string(appendEventID([]byte("junk"), pid, seq))[len("junk"):]
-		if text != pid+"."+strconv.FormatUint(seq, 10) {
-			t.Fatalf("appendEventID(%q, %d) = %q", pid, seq, text)
+		text := string(appendEventID([]byte("junk"), pid, seq, mark))[len("junk"):]
+		want := pid + "." + strconv.FormatUint(seq, 10)
+		if mark != 0 {
+			want += "." + strconv.FormatUint(mark, 10)
 		}
-		rid, rseq, rclosed, rok := parseEventID(text)
-		if !rok || rclosed || rid != pid || rseq != seq {
-			t.Fatalf("parseEventID(%q) = %q %d %v %v, want %q %d", text, rid, rseq, rclosed, rok, pid, seq)
+		if text != want {
+			t.Fatalf("appendEventID(%q, %d, %d) = %q, want %q", pid, seq, mark, text, want)
+		}
+		rid, rcur, rclosed, rok := parseEventID(text)
+		if !rok || rclosed || rid != pid || rcur.Seq != seq || rcur.Mark != mark {
+			t.Fatalf("parseEventID(%q) = %q %+v %v %v, want %q %d.%d", text, rid, rcur, rclosed, rok, pid, seq, mark)
 		}
 		if cid, _, cclosed, cok := parseEventID(pid + ".closed"); !cok || !cclosed || cid != pid {
 			t.Fatalf("close id of %q not recognised", pid)

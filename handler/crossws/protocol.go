@@ -37,6 +37,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ssebridge/ssebridge/backends"
 	"github.com/ssebridge/ssebridge/handler/engine"
 	"github.com/ssebridge/ssebridge/handler/sse"
 )
@@ -171,21 +172,26 @@ func (p *Protocol) serveStream(x engine.Exchange, cors engine.CORS) {
 	// Upgrade hook decides before anything happens.
 	kind, peerID := engine.UpgradeOpen, ""
 	var (
-		peer       *engine.Peer // the peer to resume
-		last       uint64
+		peer       *engine.Peer // the local peer to resume
+		remote     bool         // resume a peer this node does not hold
+		last       backends.Cursor
 		lost       *engine.Peer // a peer that cannot be resumed without loss
 		tombstone  engine.CloseDetails
 		closedPeer bool // the client saw the close event
 		gone       bool // the server closed the peer while its client was away
 	)
-	if id, seq, closed, ok := parseEventID(x.Header("Last-Event-Id")); ok {
-		switch q, found := p.e.Peer(id); {
+	if id, cur, closed, ok := parseEventID(x.Header("Last-Event-Id")); ok {
+		q, found := p.e.Peer(id)
+		if found && !closed && !p.e.Owns(x.Context(), q) {
+			found = false // claimed by another node meanwhile: released
+		}
+		switch {
 		case closed:
 			kind, peerID, closedPeer = engine.UpgradeResume, id, true
 		case found:
-			switch q.CheckResume(seq) {
+			switch q.CheckResume(cur.Seq) {
 			case engine.ResumeOK:
-				kind, peerID, peer, last = engine.UpgradeResume, id, q, seq
+				kind, peerID, peer, last = engine.UpgradeResume, id, q, cur
 			case engine.ResumeGap:
 				// The client gets a new peer; q is closed once the
 				// hook accepted the request.
@@ -194,6 +200,10 @@ func (p *Protocol) serveStream(x engine.Exchange, cors engine.CORS) {
 		default:
 			if tombstone, gone = p.e.Tombstone(id); gone {
 				kind, peerID = engine.UpgradeResume, id
+			} else {
+				// Perhaps another node held it: the backend decides
+				// once the hook accepted the request.
+				kind, peerID, remote, last = engine.UpgradeResume, id, true, cur
 			}
 		}
 	}
@@ -216,8 +226,9 @@ func (p *Protocol) serveStream(x engine.Exchange, cors engine.CORS) {
 	}
 
 	var st *engine.Stream
-	if peer != nil {
-		var err error
+	var err error
+	switch {
+	case peer != nil:
 		if st, err = p.e.Resume(peer, x, last); err != nil {
 			// The peer closed or moved on since the check. The hook
 			// accepted a resume, not a new peer: let the client come
@@ -225,8 +236,22 @@ func (p *Protocol) serveStream(x engine.Exchange, cors engine.CORS) {
 			p.writeRetryLater(x, cors, "cannot resume now")
 			return
 		}
-	} else {
-		var err error
+	case remote:
+		st, err = p.e.Takeover(x.Context(), x, u, theCodec, peerID, last)
+		switch {
+		case err == nil:
+		case errors.Is(err, backends.ErrUnknownSession), errors.Is(err, engine.ErrResumeGap):
+			// Nothing to resume, or not without loss: a new peer.
+			st = nil
+		default:
+			if !errors.Is(err, engine.ErrShuttingDown) && !errors.Is(err, engine.ErrTooManyPeers) {
+				p.e.ReportError(nil, err)
+			}
+			p.writeRetryLater(x, cors, "cannot resume now")
+			return
+		}
+	}
+	if st == nil {
 		st, err = p.e.Open(x.Context(), x, u, theCodec)
 		if err != nil {
 			if !errors.Is(err, engine.ErrShuttingDown) && !errors.Is(err, engine.ErrTooManyPeers) {
@@ -243,7 +268,7 @@ func (p *Protocol) serveStream(x engine.Exchange, cors engine.CORS) {
 	for _, h := range u.Headers() {
 		x.SetHeader(h[0], h[1])
 	}
-	st.Run(appendHello(nil, id, st.LastSeq(), p.cfg.Retry))
+	st.Run(appendHello(nil, id, st.LastSeq(), st.LastMark(), p.cfg.Retry))
 }
 
 // writeTombstone answers a reconnection of a peer the server closed while

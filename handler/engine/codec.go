@@ -20,8 +20,10 @@ type Codec interface {
 	// AppendPublication appends the frame of a publication on topic.
 	AppendPublication(dst []byte, topic string, text []byte) []byte
 	// AppendID appends what precedes the frame numbered seq of peer p on the
-	// wire (for example "id: …\n"), or nothing.
-	AppendID(dst []byte, p *Peer, seq uint64) []byte
+	// wire (for example "id: …\n"), or nothing. mark is the frame's backend
+	// mark (see package backends), which a protocol that resumes with event
+	// ids must put in the id for resume on another node to be exact.
+	AppendID(dst []byte, p *Peer, seq, mark uint64) []byte
 	// AppendClose appends the last frame of a peer the server closed.
 	AppendClose(dst []byte, p *Peer, d CloseDetails) []byte
 	// AppendHeartbeat appends what keeps an idle stream open (a comment).

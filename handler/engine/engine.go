@@ -80,46 +80,60 @@ func (e *Engine) Logger() *slog.Logger { return e.log }
 // registers it with the backend and attaches x as its stream. The protocol
 // then sets headers and calls Stream.Run.
 func (e *Engine) Open(ctx context.Context, x Exchange, u *Upgrade, c Codec) (*Stream, error) {
-	pctx, cancel := context.WithCancel(context.WithoutCancel(u.ctx))
 	ns := u.Namespace
 	if ns == "" {
 		ns = "/" // "" means every namespace to the backend
 	}
+	p := e.newPeer(NewID(), u, x, c, ns, 1)
+	if err := e.add(p); err != nil {
+		return nil, err
+	}
+	if err := e.node.RegisterSession(ctx, p.id, backends.SessionInfo{Namespace: ns}); err != nil {
+		e.mu.Lock()
+		delete(e.peers, p.id)
+		e.mu.Unlock()
+		p.cancel()
+		return nil, fmt.Errorf("ssebridge: register session: %w", err)
+	}
+	st := newStream(p, x)
+	p.stream = st
+	return st, nil
+}
+
+// newPeer builds a peer whose first frame will have seq next.
+func (e *Engine) newPeer(id string, u *Upgrade, x Exchange, c Codec, ns string, next uint64) *Peer {
+	pctx, cancel := context.WithCancel(context.WithoutCancel(u.ctx))
 	p := &Peer{
-		id:     NewID(),
+		id:     id,
 		e:      e,
 		codec:  c,
 		ns:     ns,
 		ctx:    pctx,
 		cancel: cancel,
-		log:    newFrameLog(),
+		log:    newFrameLog(next),
 	}
 	p.req = NewRequest(takeSnapshot(x, pctx))
-	st := newStream(p, x)
-	p.stream = st
+	return p
+}
 
+// add makes p one of the node's peers, unless the node is shutting down or
+// full, or already has a peer with p's id.
+func (e *Engine) add(p *Peer) error {
 	e.mu.Lock()
-	if e.closing {
-		e.mu.Unlock()
-		cancel()
-		return nil, ErrShuttingDown
-	}
-	if e.cfg.MaxPeers > 0 && len(e.peers) >= e.cfg.MaxPeers {
-		e.mu.Unlock()
-		cancel()
-		return nil, fmt.Errorf("%w: %d", ErrTooManyPeers, e.cfg.MaxPeers)
+	defer e.mu.Unlock()
+	switch {
+	case e.closing:
+		p.cancel()
+		return ErrShuttingDown
+	case e.cfg.MaxPeers > 0 && len(e.peers) >= e.cfg.MaxPeers:
+		p.cancel()
+		return fmt.Errorf("%w: %d", ErrTooManyPeers, e.cfg.MaxPeers)
+	case e.peers[p.id] != nil:
+		p.cancel()
+		return fmt.Errorf("ssebridge: peer %s is already here", p.id)
 	}
 	e.peers[p.id] = p
-	e.mu.Unlock()
-
-	if err := e.node.RegisterSession(ctx, p.id); err != nil {
-		e.mu.Lock()
-		delete(e.peers, p.id)
-		e.mu.Unlock()
-		cancel()
-		return nil, fmt.Errorf("ssebridge: register session: %w", err)
-	}
-	return st, nil
+	return nil
 }
 
 // ErrResumeGap means the frames a resuming client missed are no longer all
@@ -155,28 +169,121 @@ func (p *Peer) CheckResume(last uint64) ResumeState {
 }
 
 // Resume takes peer p over for a client that reconnected having received
-// every frame up to and including seq last: the peer's current stream, if
-// any, is stopped, and x becomes its stream, starting with the frames after
-// last. It returns ErrClosed or ErrResumeGap when that is not possible.
-func (e *Engine) Resume(p *Peer, x Exchange, last uint64) (*Stream, error) {
+// every frame up to and including the one at c: the peer's current stream,
+// if any, is stopped, and x becomes its stream, starting with the frames
+// after c.Seq. It returns ErrClosed or ErrResumeGap when that is not
+// possible.
+func (e *Engine) Resume(p *Peer, x Exchange, c backends.Cursor) (*Stream, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.state != stateOpen {
 		return nil, ErrClosed
 	}
-	if !p.log.canRewind(last) {
+	if !p.log.canRewind(c.Seq) {
 		return nil, ErrResumeGap
 	}
 	if old := p.stream; old != nil {
 		old.halt()
 	}
 	p.cancelGraceLocked()
-	p.log.rewind(last)
+	p.log.rewind(c.Seq)
 	st := newStream(p, x)
-	st.resumed, st.last = true, last
+	st.resumed, st.last = true, c
 	p.stream = st
 	p.resumes++
 	return st, nil
+}
+
+// Takeover resumes, on this node, a peer that another node owned (or that
+// this node no longer holds): it claims the session from the backend,
+// rebuilds the peer (same id, namespace and topics; its context carries the
+// values the resume request's Upgrade hook set), queues the publications the
+// client missed on each topic, then the live ones, and attaches x as its
+// stream. Messages sent with Peer.Send on the old node that the client did
+// not receive are not carried over.
+//
+// Errors: backends.ErrUnknownSession (nothing to resume), ErrResumeGap (the
+// history no longer holds what the client missed; the claimed session is
+// closed), ErrShuttingDown, ErrTooManyPeers, or a backend error (for
+// example backends.ErrUnavailable): the client should retry.
+func (e *Engine) Takeover(ctx context.Context, x Exchange, u *Upgrade, c Codec, id string, cur backends.Cursor) (*Stream, error) {
+	if e.ShuttingDown() {
+		return nil, ErrShuttingDown
+	}
+	s, err := e.node.Claim(ctx, id, cur)
+	if errors.Is(err, backends.ErrGap) {
+		return nil, fmt.Errorf("%w: %w", ErrResumeGap, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ssebridge: claim session: %w", err)
+	}
+	p := e.newPeer(id, u, x, c, s.Namespace, cur.Seq+1)
+	p.holding = true
+	if err := e.add(p); err != nil {
+		return nil, err
+	}
+	if err := e.replay(ctx, p, s.Topics); err != nil {
+		if errors.Is(err, backends.ErrGap) {
+			err = fmt.Errorf("%w: %w", ErrResumeGap, err)
+		}
+		p.Expire("resume failed: " + err.Error())
+		return nil, err
+	}
+	if err := p.unhold(); err != nil {
+		return nil, err
+	}
+	st := newStream(p, x)
+	st.resumed, st.last = true, cur
+	p.mu.Lock()
+	if p.state != stateOpen {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	p.stream = st
+	p.resumes++
+	p.mu.Unlock()
+	return st, nil
+}
+
+// replay subscribes p to its topics and queues, for each, the publications
+// after its position that this node broadcast before p joined. Live
+// publications wait in p's hold meanwhile.
+func (e *Engine) replay(ctx context.Context, p *Peer, topics map[string]backends.Position) error {
+	type span struct {
+		topic       string
+		after, upto backends.Position
+	}
+	spans := make([]span, 0, len(topics))
+	for t, after := range topics {
+		upto, err := e.join(p, t)
+		if err != nil {
+			return err
+		}
+		spans = append(spans, span{t, after, upto})
+	}
+	for _, sp := range spans {
+		var perr error
+		err := e.node.Replay(ctx, sp.topic, sp.after, sp.upto, func(pub backends.Publication) {
+			if perr != nil || pub.Exclude == p.id || (pub.Namespace != "" && pub.Namespace != p.ns) {
+				return
+			}
+			frame := encodeFrame(func(dst []byte) []byte { return p.codec.AppendPublication(dst, pub.Topic, pub.Data) })
+			p.mu.Lock()
+			if p.state != stateOpen {
+				p.mu.Unlock()
+				perr = ErrClosed
+				return
+			}
+			perr = p.appendLocked(frame, 0)
+		})
+		if err == nil {
+			err = perr
+		}
+		if err != nil {
+			return fmt.Errorf("ssebridge: replay %q: %w", sp.topic, err)
+		}
+	}
+	return nil
 }
 
 // Peer returns the open peer with the given id on this node.
@@ -218,9 +325,11 @@ func (e *Engine) Peers() iter.Seq[*Peer] {
 	}
 }
 
-// forget removes a finalized peer from the node and the backend, leaving a
-// tombstone when the server closed it.
-func (e *Engine) forget(p *Peer, d CloseDetails, tombstone bool) {
+// forget removes a finalized peer from the node and, unless keep, from the
+// backend, leaving a tombstone when the server closed it. It reports
+// whether the session lives on elsewhere (released, or claimed by another
+// node meanwhile).
+func (e *Engine) forget(p *Peer, d CloseDetails, tombstone, keep bool) (moved bool) {
 	e.mu.Lock()
 	if e.peers[p.id] == p {
 		delete(e.peers, p.id)
@@ -229,9 +338,17 @@ func (e *Engine) forget(p *Peer, d CloseDetails, tombstone bool) {
 		e.addTombLocked(p.id, d)
 	}
 	e.mu.Unlock()
-	if err := e.node.RemoveSession(context.Background(), p.id); err != nil {
+	if keep {
+		return true
+	}
+	err := e.node.RemoveSession(context.Background(), p.id)
+	if errors.Is(err, backends.ErrMoved) {
+		return true
+	}
+	if err != nil {
 		e.ReportError(p, fmt.Errorf("ssebridge: remove session: %w", err))
 	}
+	return false
 }
 
 func (e *Engine) addTombLocked(id string, d CloseDetails) {
@@ -255,13 +372,44 @@ func (e *Engine) Upstream(ctx context.Context, id string, data []byte) error {
 	return e.node.Route(ctx, id, data)
 }
 
-// Exists reports whether peer id is open here or on another node.
+// Exists reports whether peer id is open here or on another live node.
 func (e *Engine) Exists(ctx context.Context, id string) (bool, error) {
 	if _, ok := e.Peer(id); ok {
 		return true, nil
 	}
-	return e.node.SessionExists(ctx, id)
+	_, err := e.node.Owner(ctx, id)
+	switch {
+	case errors.Is(err, backends.ErrUnknownSession):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return true, nil
 }
+
+// Owns reports whether this node still owns local peer p's session in the
+// backend. When another node claimed it and the release has not reached
+// this node yet, p is released now and Owns returns false. When the backend
+// cannot tell (unreachable, or the record expired), p is kept.
+func (e *Engine) Owns(ctx context.Context, p *Peer) bool {
+	owner, err := e.node.Owner(ctx, p.id)
+	if err != nil || owner == e.node.ID() {
+		return true
+	}
+	p.release("session claimed by another node")
+	return false
+}
+
+// Release implements backends.Receiver: another node claimed a session, so
+// its peer here is dropped without ending it.
+func (e *Engine) Release(session string) {
+	if p, ok := e.Peer(session); ok {
+		go p.release("session claimed by another node")
+	}
+}
+
+// Error implements backends.Receiver.
+func (e *Engine) Error(err error) { e.ReportError(nil, err) }
 
 // Expire closes p as lost (CloseAbnormal, no close event, no tombstone), as
 // when its client does not come back in time; reason says why.
@@ -341,16 +489,29 @@ func (e *Engine) ReportError(p *Peer, err error) {
 	e.log.Error("ssebridge: error", attrs...)
 }
 
-// Shutdown stops accepting streams and closes every peer with CloseGoingAway:
-// queued frames are written, then each stream ends without a close event, so
-// clients reconnect (to another instance, behind a load balancer). It waits
-// until every peer is closed or ctx is done, then detaches from the backend.
+// Shutdown stops accepting streams and ends every peer's stream: queued
+// frames are written, then each stream ends without a close event, so
+// clients reconnect (to another instance, behind a load balancer). With a
+// backend whose sessions outlive the node (Redis), the peers are handed off:
+// their sessions stay in the backend for the clients to resume elsewhere,
+// and no Close hook runs here (a session whose client never comes back
+// expires in the backend). Otherwise the peers close with CloseGoingAway.
+// It waits until every stream has ended or ctx is done, then detaches from
+// the backend.
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	e.closing = true
 	e.mu.Unlock()
+	keep := false
+	if k, ok := e.node.(backends.SessionKeeper); ok {
+		keep = k.KeepsSessions()
+	}
 	for p := range e.Peers() {
-		p.closeWith(CloseDetails{Code: CloseGoingAway, Reason: "server shutting down"}, true, false)
+		if keep {
+			p.handoff()
+		} else {
+			p.closeWith(CloseDetails{Code: CloseGoingAway, Reason: "server shutting down"}, true, false)
+		}
 	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()

@@ -6,9 +6,12 @@ package engine
 // are kept for replay while they fit in the replay budget.
 //
 // Frames are shared, immutable byte slices: a publication is encoded once
-// and the same bytes are appended to every subscriber's log.
+// and the same bytes are appended to every subscriber's log. Each entry also
+// carries a mark: the highest backend mark among the publications queued to
+// the peer up to and including this frame (see package backends), which the
+// frame's event id tells the client so that any node can resume it.
 type frameLog struct {
-	ring  [][]byte // len is a power of two, or 0
+	ring  []logEntry // len is a power of two, or 0
 	head  int      // ring index of the oldest entry
 	n     int      // number of entries
 	first uint64   // seq of the oldest entry (== next when empty)
@@ -23,30 +26,37 @@ type frameLog struct {
 	rewound int
 }
 
-func newFrameLog() frameLog { return frameLog{first: 1, next: 1, cursor: 1} }
+// logEntry is one frame of a log and its mark.
+type logEntry struct {
+	frame []byte
+	mark  uint64
+}
+
+// newFrameLog returns an empty log whose first frame will have seq next.
+func newFrameLog(next uint64) frameLog { return frameLog{first: next, next: next, cursor: next} }
 
 // entryCost is what one entry costs beyond its frame bytes (its slice header
-// in the ring); the byte budgets count it so that many tiny frames cannot
-// hold much more memory than the budgets say.
-const entryCost = 24
+// and mark in the ring); the byte budgets count it so that many tiny frames
+// cannot hold much more memory than the budgets say.
+const entryCost = 32
 
 func cost(frame []byte) int { return len(frame) + entryCost }
 
-func (l *frameLog) at(seq uint64) []byte {
+func (l *frameLog) at(seq uint64) logEntry {
 	i := (l.head + int(seq-l.first)) & (len(l.ring) - 1)
 	return l.ring[i]
 }
 
 // push appends a frame and returns its seq. It refuses (ok false) a frame
 // that would make the queued bytes exceed limit.
-func (l *frameLog) push(frame []byte, limit int) (seq uint64, ok bool) {
+func (l *frameLog) push(frame []byte, mark uint64, limit int) (seq uint64, ok bool) {
 	if l.queued-l.rewound+cost(frame) > limit {
 		return 0, false
 	}
 	if l.n == len(l.ring) {
 		l.grow()
 	}
-	l.ring[(l.head+l.n)&(len(l.ring)-1)] = frame
+	l.ring[(l.head+l.n)&(len(l.ring)-1)] = logEntry{frame, mark}
 	l.n++
 	seq = l.next
 	l.next++
@@ -63,7 +73,7 @@ func (l *frameLog) grow() {
 }
 
 func (l *frameLog) resize(size int) {
-	ring := make([][]byte, size)
+	ring := make([]logEntry, size)
 	for i := 0; i < l.n; i++ {
 		ring[i] = l.ring[(l.head+i)&(len(l.ring)-1)]
 	}
@@ -71,17 +81,17 @@ func (l *frameLog) resize(size int) {
 	l.head = 0
 }
 
-// pending appends to dst the frames from the cursor on, at most maxBytes of
-// them (but at least one), and returns the seq after the last one taken.
-func (l *frameLog) pending(dst [][]byte, maxBytes int) ([][]byte, uint64) {
+// pending appends to dst the entries from the cursor on, at most maxBytes of
+// frames (but at least one), and returns the seq after the last one taken.
+func (l *frameLog) pending(dst []logEntry, maxBytes int) ([]logEntry, uint64) {
 	seq, size := l.cursor, 0
 	for ; seq < l.next; seq++ {
-		f := l.at(seq)
-		if size > 0 && size+len(f) > maxBytes {
+		e := l.at(seq)
+		if size > 0 && size+len(e.frame) > maxBytes {
 			break
 		}
-		dst = append(dst, f)
-		size += len(f)
+		dst = append(dst, e)
+		size += len(e.frame)
 	}
 	return dst, seq
 }
@@ -90,7 +100,7 @@ func (l *frameLog) pending(dst [][]byte, maxBytes int) ([][]byte, uint64) {
 // written frames beyond the replay budget.
 func (l *frameLog) advance(upto uint64, replay int) {
 	for ; l.cursor < upto; l.cursor++ {
-		n := cost(l.at(l.cursor))
+		n := cost(l.at(l.cursor).frame)
 		l.queued -= n
 		l.retained += n
 		l.rewound = max(l.rewound-n, 0)
@@ -101,8 +111,8 @@ func (l *frameLog) advance(upto uint64, replay int) {
 func (l *frameLog) trim(replay int) {
 	for l.retained > replay && l.first < l.cursor {
 		i := l.head
-		l.retained -= cost(l.ring[i])
-		l.ring[i] = nil
+		l.retained -= cost(l.ring[i].frame)
+		l.ring[i] = logEntry{}
 		l.head = (l.head + 1) & (len(l.ring) - 1)
 		l.n--
 		l.first++
@@ -125,7 +135,7 @@ func (l *frameLog) rewind(last uint64) {
 	l.cursor = last + 1
 	l.queued, l.retained, l.rewound = 0, 0, 0
 	for seq := l.first; seq < l.next; seq++ {
-		switch c := cost(l.at(seq)); {
+		switch c := cost(l.at(seq).frame); {
 		case seq < l.cursor:
 			l.retained += c
 		case seq < old:

@@ -8,9 +8,9 @@ import (
 func frameOf(n int) []byte { return make([]byte, n) }
 
 func TestFrameLogPushPendingAdvance(t *testing.T) {
-	l := newFrameLog()
+	l := newFrameLog(1)
 	for i := range 5 {
-		seq, ok := l.push(frameOf(10), 1000)
+		seq, ok := l.push(frameOf(10), 0, 1000)
 		if !ok || seq != uint64(i+1) {
 			t.Fatalf("push %d: seq %d ok %v", i, seq, ok)
 		}
@@ -27,7 +27,7 @@ func TestFrameLogPushPendingAdvance(t *testing.T) {
 		t.Fatalf("after advance: cursor %d queued %d retained %d", l.cursor, l.queued, l.retained)
 	}
 	// A frame larger than the batch is still taken, alone.
-	l.push(frameOf(100), 1000)
+	l.push(frameOf(100), 0, 1000)
 	frames, upto = l.pending(nil, 5)
 	if len(frames) != 1 || upto != 4 {
 		t.Fatalf("pending(5) = %d frames up to %d, want 1 up to 4", len(frames), upto)
@@ -35,28 +35,28 @@ func TestFrameLogPushPendingAdvance(t *testing.T) {
 }
 
 func TestFrameLogQueueLimit(t *testing.T) {
-	l := newFrameLog()
+	l := newFrameLog(1)
 	limit := 100 + 2*entryCost
-	if _, ok := l.push(frameOf(60), limit); !ok {
+	if _, ok := l.push(frameOf(60), 0, limit); !ok {
 		t.Fatal("first push refused")
 	}
-	if _, ok := l.push(frameOf(41), limit); ok {
+	if _, ok := l.push(frameOf(41), 0, limit); ok {
 		t.Fatal("push over the limit accepted")
 	}
-	if _, ok := l.push(frameOf(40), limit); !ok {
+	if _, ok := l.push(frameOf(40), 0, limit); !ok {
 		t.Fatal("push up to the limit refused")
 	}
 	// Written frames do not count against the queue limit.
 	l.advance(l.next, 1000)
-	if _, ok := l.push(frameOf(100), limit); !ok {
+	if _, ok := l.push(frameOf(100), 0, limit); !ok {
 		t.Fatal("push after the queue was written refused")
 	}
 }
 
 func TestFrameLogReplayBudget(t *testing.T) {
-	l := newFrameLog()
+	l := newFrameLog(1)
 	for range 10 {
-		l.push(frameOf(10), 1000)
+		l.push(frameOf(10), 0, 1000)
 	}
 	const c = 10 + entryCost
 	l.advance(11, 3*c+5) // room for 3 written frames
@@ -79,7 +79,7 @@ func TestFrameLogReplayBudget(t *testing.T) {
 }
 
 func TestFrameLogEmptyCanRewindToZero(t *testing.T) {
-	l := newFrameLog()
+	l := newFrameLog(1)
 	if !l.canRewind(0) {
 		t.Fatal("a new log cannot rewind to 0 (the hello's seq)")
 	}
@@ -89,16 +89,16 @@ func TestFrameLogEmptyCanRewindToZero(t *testing.T) {
 }
 
 func TestFrameLogRingWrapsAndShrinks(t *testing.T) {
-	l := newFrameLog()
+	l := newFrameLog(1)
 	seq := uint64(0)
 	for round := range 50 {
 		for range 37 {
-			seq, _ = l.push([]byte(fmt.Sprint(seq+1)), 1<<20)
+			seq, _ = l.push([]byte(fmt.Sprint(seq+1)), seq+1, 1<<20)
 		}
 		frames, upto := l.pending(nil, 1<<20)
 		for i, f := range frames {
-			if want := fmt.Sprint(l.cursor + uint64(i)); string(f) != want {
-				t.Fatalf("round %d: frame %d is %q, want %q", round, i, f, want)
+			if want := fmt.Sprint(l.cursor + uint64(i)); string(f.frame) != want || f.mark != l.cursor+uint64(i) {
+				t.Fatalf("round %d: frame %d is %q, want %q", round, i, f.frame, want)
 			}
 		}
 		l.advance(upto, 0)
@@ -112,14 +112,14 @@ func TestFrameLogRingWrapsAndShrinks(t *testing.T) {
 }
 
 func TestFrameLogAppendAllocatesAmortised(t *testing.T) {
-	l := newFrameLog()
+	l := newFrameLog(1)
 	f := frameOf(8)
 	for range 1024 { // grow the ring first
-		l.push(f, 1<<30)
+		l.push(f, 0, 1<<30)
 	}
 	l.advance(l.next, 1<<30)
 	allocs := testing.AllocsPerRun(1000, func() {
-		l.push(f, 1<<30)
+		l.push(f, 0, 1<<30)
 		l.advance(l.next, 0)
 	})
 	if allocs != 0 {
@@ -132,14 +132,14 @@ func TestFrameLogAppendAllocatesAmortised(t *testing.T) {
 // queue limit, so a resume does not push a peer over its queue.
 func TestFrameLogRewindDoesNotCountAgainstQueue(t *testing.T) {
 	const c = 10 + entryCost
-	l := newFrameLog()
+	l := newFrameLog(1)
 	for range 4 {
-		l.push(frameOf(10), 4*c)
+		l.push(frameOf(10), 0, 4*c)
 	}
 	l.advance(5, 4*c) // all written and kept
 	// Queue full again with unwritten frames.
 	for range 4 {
-		if _, ok := l.push(frameOf(10), 4*c); !ok {
+		if _, ok := l.push(frameOf(10), 0, 4*c); !ok {
 			t.Fatal("push refused before the rewind")
 		}
 	}
@@ -147,7 +147,7 @@ func TestFrameLogRewindDoesNotCountAgainstQueue(t *testing.T) {
 	if l.queued != 8*c || l.rewound != 4*c {
 		t.Fatalf("queued %d rewound %d, want %d and %d", l.queued, l.rewound, 8*c, 4*c)
 	}
-	if _, ok := l.push(frameOf(10), 4*c); ok {
+	if _, ok := l.push(frameOf(10), 0, 4*c); ok {
 		t.Fatal("push over the queue limit accepted")
 	}
 	// Writing the rewound frames frees no queue room; writing one new
@@ -157,7 +157,7 @@ func TestFrameLogRewindDoesNotCountAgainstQueue(t *testing.T) {
 		t.Fatalf("after writing the rewound frames: rewound %d queued %d", l.rewound, l.queued)
 	}
 	l.advance(6, 8*c)
-	if _, ok := l.push(frameOf(10), 4*c); !ok {
+	if _, ok := l.push(frameOf(10), 0, 4*c); !ok {
 		t.Fatal("push refused although a queued frame was written")
 	}
 }

@@ -36,6 +36,10 @@ type Peer struct {
 	mu        sync.Mutex
 	state     peerState
 	log       frameLog
+	mark      uint64     // the highest backend mark queued to the peer
+	holding   bool       // a resume is replaying: live frames wait in held
+	held      []logEntry // live frames that arrived during the replay
+	heldCost  int
 	stream    *Stream // the stream being written, nil while detached
 	graceGen  uint64
 	grace     *time.Timer
@@ -45,6 +49,7 @@ type Peer struct {
 	closeInfo CloseDetails
 	drain     bool // closing: write queued frames before the close frame
 	final     bool // closing: write a close frame and leave a tombstone
+	moved     bool // released: the session lives on elsewhere
 }
 
 // ID returns the peer's id, which its client uses to send messages and to
@@ -119,7 +124,7 @@ func (p *Peer) SendJSON(v any) error {
 }
 
 func (p *Peer) sendText(text []byte) error {
-	return p.push(encodeFrame(func(dst []byte) []byte { return p.codec.AppendSend(dst, text) }))
+	return p.push(encodeFrame(func(dst []byte) []byte { return p.codec.AppendSend(dst, text) }), 0)
 }
 
 // Publish sends v (converted as Send does) to every subscriber of topic in the
@@ -203,10 +208,11 @@ func (p *Peer) beginCloseLocked(d CloseDetails, drain, final bool) *Stream {
 	return p.stream
 }
 
-// push appends a frame to the log and wakes the writer. It may be called
-// from a backend's Broadcast, so it never calls the backend or a hook on its
-// own goroutine.
-func (p *Peer) push(frame []byte) error {
+// push appends a frame to the log and wakes the writer. mark is the
+// publication's backend mark (0 for other frames); the frame carries the
+// highest mark queued to the peer so far. It may be called from a backend's
+// Broadcast, so it never calls the backend or a hook on its own goroutine.
+func (p *Peer) push(frame []byte, mark uint64) error {
 	if cost(frame) > p.e.cfg.QueueSize {
 		return fmt.Errorf("%w: %d bytes, queue %d", ErrTooLarge, len(frame), p.e.cfg.QueueSize)
 	}
@@ -215,17 +221,25 @@ func (p *Peer) push(frame []byte) error {
 		p.mu.Unlock()
 		return ErrClosed
 	}
-	idle := p.log.cursor == p.log.next // the writer may be asleep
-	if _, ok := p.log.push(frame, p.e.cfg.QueueSize); !ok {
-		st := p.beginCloseLocked(CloseDetails{
-			Code:   CloseSlowConsumer,
-			Reason: fmt.Sprintf("slow consumer: more than %d bytes queued", p.e.cfg.QueueSize),
-		}, false, true)
-		p.mu.Unlock()
-		if st == nil {
-			go p.finalize()
+	if p.holding {
+		p.held = append(p.held, logEntry{frame, mark})
+		p.heldCost += cost(frame)
+		if p.heldCost <= p.e.cfg.QueueSize {
+			p.mu.Unlock()
+			return nil
 		}
-		return ErrSlowConsumer
+		p.held, p.heldCost = nil, 0
+		return p.overflowLocked()
+	}
+	return p.appendLocked(frame, mark)
+}
+
+// appendLocked appends a frame to the log (p.mu is held, and released).
+func (p *Peer) appendLocked(frame []byte, mark uint64) error {
+	p.mark = max(p.mark, mark)
+	idle := p.log.cursor == p.log.next // the writer may be asleep
+	if _, ok := p.log.push(frame, p.mark, p.e.cfg.QueueSize); !ok {
+		return p.overflowLocked()
 	}
 	st := p.stream
 	p.mu.Unlock()
@@ -233,6 +247,40 @@ func (p *Peer) push(frame []byte) error {
 	// the first frame after an empty queue needs to wake it.
 	if st != nil && idle {
 		st.signal()
+	}
+	return nil
+}
+
+// overflowLocked closes the peer as a slow consumer (p.mu is held, and
+// released).
+func (p *Peer) overflowLocked() error {
+	st := p.beginCloseLocked(CloseDetails{
+		Code:   CloseSlowConsumer,
+		Reason: fmt.Sprintf("slow consumer: more than %d bytes queued", p.e.cfg.QueueSize),
+	}, false, true)
+	p.mu.Unlock()
+	if st == nil {
+		go p.finalize()
+	}
+	return ErrSlowConsumer
+}
+
+// unhold ends a replay: the live frames that arrived meanwhile follow the
+// replayed ones.
+func (p *Peer) unhold() error {
+	p.mu.Lock()
+	held := p.held
+	p.holding, p.held, p.heldCost = false, nil, 0
+	p.mu.Unlock()
+	for _, f := range held {
+		p.mu.Lock()
+		if p.state != stateOpen {
+			p.mu.Unlock()
+			return ErrClosed
+		}
+		if err := p.appendLocked(f.frame, f.mark); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -249,7 +297,7 @@ func (p *Peer) finalize() {
 		p.closeInfo = CloseDetails{Code: CloseAbnormal, Reason: "connection lost"}
 	}
 	p.state = stateClosed
-	d, final := p.closeInfo, p.final
+	d, final, released := p.closeInfo, p.final, p.moved
 	p.log.release()
 	p.cancelGraceLocked()
 	st, uploads, topics := p.stream, p.uploads, p.topics
@@ -263,11 +311,47 @@ func (p *Peer) finalize() {
 		u.abort()
 	}
 	p.cancel()
-	p.e.forget(p, d, final)
+	moved := p.e.forget(p, d, final && !released, released)
 	p.e.leaveAll(p, topics)
-	if h := p.e.cfg.Hooks.Close; h != nil {
+	if h := p.e.cfg.Hooks.Close; h != nil && !moved {
 		p.runHook("Close", func() { h(p, d) })
 	}
+}
+
+// handoff ends the peer's stream after its queued frames, without a close
+// event, and then releases it (see release).
+func (p *Peer) handoff() {
+	p.mu.Lock()
+	if p.state != stateOpen {
+		p.mu.Unlock()
+		return
+	}
+	p.moved = true
+	st := p.beginCloseLocked(CloseDetails{Code: CloseGoingAway, Reason: "server shutting down"}, true, false)
+	p.mu.Unlock()
+	if st == nil {
+		p.finalize()
+	}
+}
+
+// release drops a peer that lives on elsewhere: another node claimed its
+// session, or this node is shutting down and leaves its sessions for others
+// to resume. The peer is finalized without a close event, tombstone or
+// Close hook, and its session record is left alone.
+func (p *Peer) release(reason string) {
+	p.mu.Lock()
+	if p.state == stateClosed {
+		p.mu.Unlock()
+		return
+	}
+	p.moved = true
+	if p.state == stateOpen {
+		p.state = stateClosing
+		p.closeInfo = CloseDetails{Code: CloseGoingAway, Reason: reason}
+		p.drain, p.final = false, false
+	}
+	p.mu.Unlock()
+	p.finalize()
 }
 
 // detach is called by the writer of st when its stream ended without a

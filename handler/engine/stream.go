@@ -4,6 +4,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/ssebridge/ssebridge/backends"
 )
 
 // Stream is one HTTP response carrying a peer's frames. The protocol creates
@@ -13,7 +15,7 @@ type Stream struct {
 	p       *Peer
 	x       Exchange
 	resumed bool
-	last    uint64 // the seq the client said it has (resume), or 0
+	last    backends.Cursor // where the resuming client said it is, or zero
 
 	wake     chan struct{} // a frame was queued or a close requested
 	stop     chan struct{} // closed when another stream took over or the peer closed
@@ -29,7 +31,11 @@ func (st *Stream) Peer() *Peer { return st.p }
 
 // LastSeq returns the sequence number the resuming client said it had
 // received (0 for a new peer).
-func (st *Stream) LastSeq() uint64 { return st.last }
+func (st *Stream) LastSeq() uint64 { return st.last.Seq }
+
+// LastMark returns the mark the resuming client's last frame carried (0 for
+// a new peer).
+func (st *Stream) LastMark() uint64 { return st.last.Mark }
 
 func (st *Stream) signal() {
 	select {
@@ -137,7 +143,7 @@ func (st *Stream) runOpenHook() {
 // take puts the frames to write next (up to maxBatch bytes) in sc.frames and
 // returns them, the seq after them, and whether the peer is closing. ok is
 // false when this stream is no longer the peer's.
-func (st *Stream) take(sc *scratch) (frames [][]byte, upto uint64, closing, ok bool) {
+func (st *Stream) take(sc *scratch) (frames []logEntry, upto uint64, closing, ok bool) {
 	p := st.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -148,9 +154,8 @@ func (st *Stream) take(sc *scratch) (frames [][]byte, upto uint64, closing, ok b
 	if closing && !p.drain {
 		return nil, 0, true, true
 	}
-	frames, upto = p.log.pending(sc.frames[:0], maxBatch)
-	sc.frames = frames
-	return frames, upto, closing, true
+	sc.frames, upto = p.log.pending(sc.frames[:0], maxBatch)
+	return sc.frames, upto, closing, true
 }
 
 // advance records that the frames before upto were written by st.
@@ -169,8 +174,8 @@ func (st *Stream) writeFrames(sc *scratch, upto uint64) error {
 	buf := sc.buf[:0]
 	seq := upto - uint64(len(sc.frames))
 	for i, f := range sc.frames {
-		buf = p.codec.AppendID(buf, p, seq+uint64(i))
-		buf = append(buf, f...)
+		buf = p.codec.AppendID(buf, p, seq+uint64(i), f.mark)
+		buf = append(buf, f.frame...)
 	}
 	sc.buf = buf
 	return st.write(buf)
@@ -190,7 +195,7 @@ func (st *Stream) writeOnce(app func([]byte) []byte) error {
 // busy ones do not allocate.
 type scratch struct {
 	buf    []byte
-	frames [][]byte
+	frames []logEntry
 }
 
 var scratches = sync.Pool{New: func() any { return new(scratch) }}

@@ -12,6 +12,12 @@ import (
 type topicSubs struct {
 	byNS  map[string]map[*Peer]struct{}
 	count int
+	// last is the position of the last publication broadcast here (or
+	// where the node's subscription started); known says it is set. It is
+	// written by Broadcast under topicsMu's read lock (the backend never
+	// calls Broadcast concurrently) and read under its write lock.
+	last  backends.Position
+	known bool
 }
 
 func checkTopic(topic string) error {
@@ -22,25 +28,53 @@ func checkTopic(topic string) error {
 }
 
 // subscribe adds topic to p's topics and p to the topic's local
-// subscribers, subscribing the node with the backend when p is the first.
-// Both sides change under subMu, and p.topics is checked under p.mu, so a
-// peer being finalized (which reads p.topics under p.mu, then unsubscribes
-// under subMu) is never left behind in e.topics.
+// subscribers, subscribing the node with the backend when p is the first,
+// and records in p's session record where p started receiving the topic.
 func (e *Engine) subscribe(p *Peer, topic string) error {
+	from, added, err := e.addSub(p, topic, true)
+	if err != nil || !added {
+		return err
+	}
+	if err := e.node.SetSessionTopic(context.Background(), p.id, topic, from); err != nil {
+		e.subMu.Lock()
+		p.mu.Lock()
+		delete(p.topics, topic)
+		p.mu.Unlock()
+		uerr := e.unsubscribeLocked(p, topic)
+		e.subMu.Unlock()
+		return errors.Join(fmt.Errorf("ssebridge: subscribe to %q: %w", topic, err), uerr)
+	}
+	return nil
+}
+
+// join adds p to topic's local subscribers for a takeover and returns the
+// position of the last publication broadcast here before p joined: p gets
+// those after it.
+func (e *Engine) join(p *Peer, topic string) (backends.Position, error) {
+	from, _, err := e.addSub(p, topic, false)
+	return from, err
+}
+
+// addSub adds topic to p's topics (within MaxTopics if limit) and p to the
+// topic's local subscribers, and returns the position after which p gets
+// the topic's publications. Both sides change under subMu, and p.topics is
+// checked under p.mu, so a peer being finalized (which reads p.topics under
+// p.mu, then unsubscribes under subMu) is never left behind in e.topics.
+func (e *Engine) addSub(p *Peer, topic string, limit bool) (from backends.Position, added bool, err error) {
 	e.subMu.Lock()
 	defer e.subMu.Unlock()
 	p.mu.Lock()
 	if p.state != stateOpen {
 		p.mu.Unlock()
-		return ErrClosed
+		return "", false, ErrClosed
 	}
 	if _, ok := p.topics[topic]; ok {
 		p.mu.Unlock()
-		return nil
+		return "", false, nil
 	}
-	if len(p.topics) >= e.cfg.MaxTopics {
+	if limit && len(p.topics) >= e.cfg.MaxTopics {
 		p.mu.Unlock()
-		return fmt.Errorf("%w: %d", ErrTooManyTopics, e.cfg.MaxTopics)
+		return "", false, fmt.Errorf("%w: %d", ErrTooManyTopics, e.cfg.MaxTopics)
 	}
 	if p.topics == nil {
 		p.topics = make(map[string]struct{})
@@ -61,36 +95,51 @@ func (e *Engine) subscribe(p *Peer, topic string) error {
 	}
 	set[p] = struct{}{}
 	ts.count++
-	first := ts.count == 1
+	from, known := ts.last, ts.known
 	e.topicsMu.Unlock()
-	if !first {
-		return nil
+	if known {
+		return from, true, nil
 	}
-	if err := e.node.Subscribe(context.Background(), topic); err != nil {
+	// p is the first: publications reach it from where the node's
+	// subscription starts.
+	from, err = e.node.Subscribe(context.Background(), topic)
+	if err != nil {
 		e.topicsMu.Lock()
 		e.dropLocked(topic, p)
 		e.topicsMu.Unlock()
 		p.mu.Lock()
 		delete(p.topics, topic)
 		p.mu.Unlock()
-		return fmt.Errorf("ssebridge: subscribe to %q: %w", topic, err)
+		return "", false, fmt.Errorf("ssebridge: subscribe to %q: %w", topic, err)
 	}
-	return nil
+	e.topicsMu.Lock()
+	if !ts.known {
+		ts.last, ts.known = from, true
+	}
+	e.topicsMu.Unlock()
+	return from, true, nil
 }
 
 // unsubscribe removes topic from p's topics and p from the topic's local
 // subscribers, unsubscribing the node when none is left.
 func (e *Engine) unsubscribe(p *Peer, topic string) error {
 	e.subMu.Lock()
-	defer e.subMu.Unlock()
 	p.mu.Lock()
 	_, ok := p.topics[topic]
 	delete(p.topics, topic)
 	p.mu.Unlock()
+	var err error
+	if ok {
+		err = e.unsubscribeLocked(p, topic)
+	}
+	e.subMu.Unlock()
 	if !ok {
 		return nil
 	}
-	return e.unsubscribeLocked(p, topic)
+	if rerr := e.node.RemoveSessionTopic(context.Background(), p.id, topic); rerr != nil && !errors.Is(rerr, backends.ErrMoved) {
+		err = errors.Join(err, fmt.Errorf("ssebridge: unsubscribe from %q: %w", topic, rerr))
+	}
+	return err
 }
 
 // unsubscribeLocked removes p from topic's local subscribers; e.subMu is
@@ -151,6 +200,7 @@ func (e *Engine) Broadcast(pub backends.Publication) {
 	if ts == nil {
 		return
 	}
+	ts.last, ts.known = pub.Position, true
 	var enc frameCache
 	if pub.Namespace != "" {
 		e.fanOut(ts.byNS[pub.Namespace], &pub, &enc)
@@ -169,7 +219,7 @@ func (e *Engine) fanOut(set map[*Peer]struct{}, pub *backends.Publication, enc *
 		// A full queue closes that peer (ErrSlowConsumer); the others
 		// are not affected. A frame larger than any queue (published on
 		// a node with a larger QueueSize) is skipped.
-		if err := p.push(enc.frame(p.codec, pub)); errors.Is(err, ErrTooLarge) {
+		if err := p.push(enc.frame(p.codec, pub), pub.Mark); errors.Is(err, ErrTooLarge) {
 			go e.ReportError(p, err) // not under the backend's locks
 		}
 	}

@@ -215,11 +215,13 @@ func (r *Reader) Event(t testing.TB) Item {
 }
 
 // Expect reads the next event and checks its type, data and id, which the
-// event's own lines must have set.
+// event's own lines must have set. The id may carry a backend mark after
+// the one given ("<id>.<mark>", see handler/crossws), which depends on the
+// backend.
 func (r *Reader) Expect(t testing.TB, typ, data, id string) {
 	t.Helper()
 	it := r.Event(t)
-	if it.Type != typ || it.Data != data || it.ID != id || !it.OwnID {
+	if it.Type != typ || it.Data != data || !SameID(it.ID, id) || !it.OwnID {
 		t.Fatalf("event %+v, want type %q data %q own id %q", it, typ, short(data), id)
 	}
 }
@@ -282,4 +284,22 @@ func short(s string) string {
 		return fmt.Sprintf("%s…(%d bytes)", s[:60], len(s))
 	}
 	return s
+}
+
+// SameID reports whether the event id got is want, possibly followed by a
+// backend mark: "." and a positive decimal number.
+func SameID(got, want string) bool {
+	if got == want {
+		return true
+	}
+	mark, ok := strings.CutPrefix(got, want+".")
+	if !ok || mark == "" || mark[0] == '0' {
+		return false
+	}
+	for i := 0; i < len(mark); i++ {
+		if mark[i] < '0' || mark[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
