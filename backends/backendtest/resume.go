@@ -237,8 +237,13 @@ func testClaimWithMarks(t *testing.T, b backends.Backend) {
 			t.Errorf("topic %s: missed %q, want %q", topic, d, want)
 		}
 	}
-	// Claimed again at the new base: same positions.
-	s2, err := a.Claim(ctx, "s1", backends.Cursor{Seq: 7, Mark: 99})
+	// Claimed again at the new base: same positions. Past the base with
+	// mark 0 (the client got frames, but no live publication, from the
+	// new owner): same positions too.
+	if s0, err := a.Claim(ctx, "s1", backends.Cursor{Seq: 8, Mark: 0}); err != nil || !maps.Equal(s0.Topics, s.Topics) {
+		t.Fatalf("claim past the base with mark 0 = %+v, %v; want %v", s0, err, s.Topics)
+	}
+	s2, err := a.Claim(ctx, "s1", backends.Cursor{Seq: 8, Mark: 99})
 	if err != nil || !maps.Equal(s2.Topics, s.Topics) {
 		t.Fatalf("claim at the new base = %+v, %v; want %v", s2, err, s.Topics)
 	}
