@@ -13,6 +13,36 @@
 // The zero Config serves the crossws-compatible protocol from an in-memory
 // backend with the defaults documented on Config.
 //
+// # Several instances
+//
+// With a shared backend (backends/redis; or one memory backend shared by
+// Handlers in one process), instances behind one URL need no sticky
+// sessions: a POST reaches its peer on whichever instance holds its stream,
+// and a client whose instance is gone (crash, deploy, a Lambda stream that
+// ended) reconnects to any instance and resumes the same peer: same id,
+// namespace and topics. The Upgrade hook runs for the resume request
+// (UpgradeResume) and sets the peer's context values there; then Resume runs,
+// not Open. What the client gets across a resume on another instance:
+//
+//   - Publications (Publish, Peer.Publish): every publication of the peer's
+//     topics that it missed and that the backend's topic history still
+//     holds, exactly once, in publish order per topic (the topics are
+//     replayed one after another, then live publications follow). When the
+//     history no longer holds them all, the client gets a new peer and the
+//     old one closes with CloseAbnormal.
+//   - Messages sent with Peer.Send: kept by the instance that holds the
+//     peer. They all arrive, in order with the peer's other frames, when the
+//     client resumes on that instance within ReconnectGrace (and QueueSize).
+//     When it resumes on another instance, those the old instance queued but
+//     the client had not received are lost, and Send on the old instance's
+//     Peer returns ErrClosed once the takeover reached it (at once while
+//     that instance is up). Send is at most once across instances: use a
+//     topic (one per user, say) for what must survive an instance.
+//
+// On Shutdown with the Redis backend, peers are handed off: streams end
+// without a close event, sessions stay in Redis, and clients resume them on
+// other instances (no Close hook runs on the instance that shut down).
+//
 // Import direction: adapters (netfx, …) → handler → handler/crossws →
 // handler/engine → handler/sse, backends. The types users see (Peer, Hooks,
 // Message, …) are defined in handler/engine and aliased here.

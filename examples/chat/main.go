@@ -5,10 +5,19 @@
 //	go run ./examples/chat            # http://localhost:8080
 //	go run ./examples/chat -addr 127.0.0.1:9000
 //
+// With -redis, instances share one chat through Redis Streams: run two on
+// two ports, open the page on one and post through the other, or stop one
+// and watch its clients resume on the other.
+//
+//	go run ./examples/chat -addr :8080 -redis redis://127.0.0.1:6379/0
+//	go run ./examples/chat -addr :8081 -redis redis://127.0.0.1:6379/0
+//
 // Every text message a peer sends is delivered to every connected peer, the
 // sender included, as JSON {"type":"message","from":…,"id":…,"text":…};
 // whenever someone joins or leaves, everyone gets
-// {"type":"presence","peers":[{"id":…,"name":…}]}. A joining peer first gets
+// {"type":"presence","node":…,"every":10,"peers":[{"id":…,"name":…}]} listing
+// the members connected to one instance (the page merges the instances'
+// lists). A joining peer first gets
 // {"type":"welcome","id":…,"name":…} with its own member id. Member ids are
 // public; the peer id (the x-crossws-id) is the peer's secret and is never
 // shown to others.
@@ -28,6 +37,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ssebridge/ssebridge/backends"
+	redisbackend "github.com/ssebridge/ssebridge/backends/redis"
 	"github.com/ssebridge/ssebridge/handler"
 	"github.com/ssebridge/ssebridge/netfx"
 )
@@ -37,21 +48,38 @@ var page []byte
 
 func main() {
 	addr := flag.String("addr", ":8080", "address to listen on")
+	redisURL := flag.String("redis", "", "Redis URL (redis://host:port/db; several hosts for a cluster: redis://h1:p1?addr=h2:p2&addr=h3:p3) to share the chat between instances; default: in memory, one instance")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(*addr, log); err != nil {
+	if err := run(*addr, *redisURL, log); err != nil {
 		log.Error("chat", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr string, log *slog.Logger) error {
+func run(addr, redisURL string, log *slog.Logger) error {
+	var backend backends.Backend // nil: in memory
+	if redisURL != "" {
+		client, err := redisbackend.ParseURL(redisURL)
+		if err != nil {
+			return fmt.Errorf("-redis: %w", err)
+		}
+		defer client.Close()
+		rb, err := redisbackend.New(redisbackend.Config{Client: client, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer rb.Close()
+		backend = rb
+	}
 	room := newRoom()
-	h, err := handler.New(handler.Config{Hooks: room.hooks(), Logger: log})
+	h, err := handler.New(handler.Config{Hooks: room.hooks(), Logger: log, Backend: backend})
 	if err != nil {
 		return err
 	}
 	room.h = h
+	go room.run()
+	defer room.close()
 
 	mux := http.NewServeMux()
 	mux.Handle("/sse", netfx.New(h))

@@ -2,10 +2,12 @@ package main
 
 import (
 	"cmp"
-	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/ssebridge/ssebridge/handler"
@@ -17,13 +19,14 @@ const topic = "chat"
 // maxNameRunes bounds a display name.
 const maxNameRunes = 32
 
-// nameKey holds each peer's display name, set in the Upgrade hook.
+// nameKey holds each peer's display name, set in the Upgrade hook from the
+// stream URL's "name" parameter; EventSource reconnects with the same URL,
+// so a peer resumed on another instance gets the same name.
 var nameKey = handler.NewKey[string]("name")
 
-// memberKey holds each peer's public member id. The peer id is a secret
-// (whoever knows it can send as the peer and take over its stream), so the
-// room never shows it to others.
-var memberKey = handler.NewKey[string]("member")
+// presenceEvery is how often each instance re-announces its members, so that
+// pages drop the lists of instances that are gone.
+const presenceEvery = 10 * time.Second
 
 // chatMessage is what every peer receives when someone writes.
 type chatMessage struct {
@@ -40,9 +43,12 @@ type welcome struct {
 	Name string `json:"name"`
 }
 
-// presence lists who is connected.
+// presence lists who is connected to one instance (node). Pages merge the
+// lists of all instances, and forget one not repeated within 3×presenceEvery.
 type presence struct {
 	Type  string   `json:"type"` // "presence"
+	Node  string   `json:"node"`
+	Every int      `json:"every"` // seconds between repeats
 	Peers []member `json:"peers"`
 }
 
@@ -53,17 +59,33 @@ type member struct {
 
 type room struct {
 	h *handler.Handler
+
+	mu   sync.Mutex
+	stop chan struct{}
 }
 
-func newRoom() *room { return &room{} }
+func newRoom() *room { return &room{stop: make(chan struct{})} }
+
+// run re-announces this instance's members until close.
+func (r *room) run() {
+	t := time.NewTicker(presenceEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			r.announce()
+		case <-r.stop:
+			return
+		}
+	}
+}
+
+func (r *room) close() { close(r.stop) }
 
 func (r *room) hooks() handler.Hooks {
 	return handler.Hooks{
 		Upgrade: func(u *handler.Upgrade) error {
-			if u.Kind == handler.UpgradeOpen {
-				nameKey.Set(u, displayName(u.Request.Query().Get("name")))
-				memberKey.Set(u, newMemberID())
-			}
+			nameKey.Set(u, displayName(u.Request.Query().Get("name")))
 			return nil
 		},
 		Open: func(p *handler.Peer) {
@@ -72,26 +94,28 @@ func (r *room) hooks() handler.Hooks {
 				return
 			}
 			name, _ := nameKey.Get(p)
-			member, _ := memberKey.Get(p)
-			_ = p.Send(welcome{Type: "welcome", ID: member, Name: name})
+			_ = p.Send(welcome{Type: "welcome", ID: memberID(p), Name: name})
 			r.announce()
 		},
+		// A peer resumed on this instance (its client's reconnection
+		// landed here) is listed here now.
+		Resume: func(*handler.Peer) { r.announce() },
 		Message: func(p *handler.Peer, m handler.Message) {
 			name, _ := nameKey.Get(p)
-			member, _ := memberKey.Get(p)
-			_ = r.h.Publish(topic, chatMessage{Type: "message", From: name, ID: member, Text: m.Text()})
+			_ = r.h.Publish(topic, chatMessage{Type: "message", From: name, ID: memberID(p), Text: m.Text()})
 		},
 		Close: func(*handler.Peer, handler.CloseDetails) { r.announce() },
 	}
 }
 
-// announce sends the list of connected peers to everyone.
+// announce sends the list of this instance's peers to everyone.
 func (r *room) announce() {
-	list := presence{Type: "presence", Peers: []member{}}
+	r.mu.Lock() // one list at a time, so that the last one sent is current
+	defer r.mu.Unlock()
+	list := presence{Type: "presence", Node: r.h.NodeID(), Every: int(presenceEvery / time.Second), Peers: []member{}}
 	for p := range r.h.Peers() {
 		name, _ := nameKey.Get(p)
-		id, _ := memberKey.Get(p)
-		list.Peers = append(list.Peers, member{ID: id, Name: name})
+		list.Peers = append(list.Peers, member{ID: memberID(p), Name: name})
 	}
 	slices.SortFunc(list.Peers, func(a, b member) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
@@ -99,11 +123,12 @@ func (r *room) announce() {
 	_ = r.h.Publish(topic, list)
 }
 
-// newMemberID returns a random public id for a member.
-func newMemberID() string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
+// memberID is a peer's public id: derived from the peer id by a one-way
+// hash, so every instance computes the same one for a resumed peer and
+// nobody can work the secret peer id out of it.
+func memberID(p *handler.Peer) string {
+	sum := sha256.Sum256([]byte("chat member " + p.ID()))
+	return base64.RawURLEncoding.EncodeToString(sum[:6])
 }
 
 // displayName cleans a requested name: printable, at most 32 runes, or

@@ -96,7 +96,9 @@ func (p *Peer) Closed() bool {
 // for what each type becomes: strings and json.RawMessage are sent as they
 // are, []byte as a base64 data URL (binary cannot travel in SSE), nil as the
 // empty string, anything else as JSON. While the peer waits for its client to
-// resume, messages are kept and delivered on resume. Send returns ErrClosed
+// resume, messages are kept and delivered if it resumes on this node; if it
+// resumes on another node they are lost (Send is at most once across nodes;
+// see package handler). Send returns ErrClosed
 // on a closed peer, ErrTooLarge for a message larger than the whole queue,
 // and ErrSlowConsumer (closing the peer) when the peer's queue is full.
 func (p *Peer) Send(v any) error {

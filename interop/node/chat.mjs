@@ -5,7 +5,8 @@
 //                   "mode":"stream"|"message","send":["hi","line1\nline2"],
 //                   "peers":["alice","bob"],"expect":{"alice":2,"bob":3}}'
 //
-// It waits until a presence update lists every name in "peers", then sends
+// It waits until the presence updates (one list per chat instance, merged)
+// list every name in "peers", then sends
 // "send" one message at a time, each after the previous one came back (so
 // that the streamed upload never carries two messages in one chunk). It
 // prints {"event":"presence"|"sent"|"message",...} lines ("sent" as it calls
@@ -16,6 +17,7 @@ import { WebSocketSSE } from "crossws/websocket/sse";
 import { config, emit, fail, finish, installEventSource, reportPosts } from "./lib.mjs";
 
 const got = {};
+const lists = new Map(); // chat instance (node) → its members
 let next = 0;
 let awaiting = null;
 let started = false;
@@ -69,8 +71,12 @@ ws.addEventListener("message", (e) => {
     return;
   }
   if (msg.type === "presence") {
-    emit({ event: "presence", peers: msg.peers });
-    const names = msg.peers.map((p) => p.name);
+    lists.set(msg.node, msg.peers);
+    const byId = new Map();
+    for (const peers of lists.values()) for (const p of peers) byId.set(p.id, p);
+    const merged = [...byId.values()];
+    emit({ event: "presence", peers: merged });
+    const names = merged.map((p) => p.name);
     if (!started && cfg.peers.every((n) => names.includes(n))) {
       started = true;
       sendNext();
