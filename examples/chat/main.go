@@ -49,15 +49,16 @@ var page []byte
 func main() {
 	addr := flag.String("addr", ":8080", "address to listen on")
 	redisURL := flag.String("redis", "", "Redis URL (redis://host:port/db; several hosts for a cluster: redis://h1:p1?addr=h2:p2&addr=h3:p3) to share the chat between instances; default: in memory, one instance")
+	prefix := flag.String("prefix", redisbackend.DefaultPrefix, "with -redis: the prefix of every key")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(*addr, *redisURL, log); err != nil {
+	if err := run(*addr, *redisURL, *prefix, log); err != nil {
 		log.Error("chat", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, redisURL string, log *slog.Logger) error {
+func run(addr, redisURL, prefix string, log *slog.Logger) error {
 	var backend backends.Backend // nil: in memory
 	if redisURL != "" {
 		client, err := redisbackend.ParseURL(redisURL)
@@ -65,7 +66,7 @@ func run(addr, redisURL string, log *slog.Logger) error {
 			return fmt.Errorf("-redis: %w", err)
 		}
 		defer client.Close()
-		rb, err := redisbackend.New(redisbackend.Config{Client: client, Logger: log})
+		rb, err := redisbackend.New(redisbackend.Config{Client: client, Prefix: prefix, Logger: log})
 		if err != nil {
 			return err
 		}
@@ -108,12 +109,21 @@ func run(addr, redisURL string, log *slog.Logger) error {
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	// Streams never end on their own: close the peers first, then the server.
+	// Streams never end on their own: close the peers first (with Redis,
+	// hand them off to the other instances), then the server.
 	if err := h.Shutdown(shutdown); err != nil {
 		log.Warn("chat: shutdown", "err", err)
 	}
-	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	// What is left are POSTs, which finish quickly, and connections that
+	// never sent a request (browsers open some in advance), which Shutdown
+	// would wait 5 s for: give it a second, then close them.
+	rest, cancelRest := context.WithTimeout(shutdown, time.Second)
+	defer cancelRest()
+	if err := srv.Shutdown(rest); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		_ = srv.Close()
 	}
 	return nil
 }
