@@ -1,0 +1,394 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/ssebridge/ssebridge/backends"
+)
+
+// bucket is a node's reader of one topic bucket. Its fields are guarded by
+// the node's subMu.
+type bucket struct {
+	idx     int
+	wake    string
+	running bool
+	subs    map[string]*sub // by topic
+}
+
+// sub is a node's subscription to a topic.
+type sub struct {
+	topic  string
+	key    string
+	cursor streamID // the last position broadcast (or the start); guarded by subMu
+}
+
+// item is a publication read from a topic stream.
+type item struct {
+	sub *sub
+	id  streamID
+	msg goredis.XMessage
+}
+
+func (n *node) lockBcast(ctx context.Context) bool {
+	select {
+	case n.bcast <- struct{}{}:
+		return true
+	default:
+	}
+	select {
+	case n.bcast <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// lockBcastFor is lockBcast waiting at most BlockTimeout: the lock is held
+// for long only while Redis is out of reach (the marks are being retried),
+// and Subscribe and Unsubscribe then go on without it.
+func (n *node) lockBcastFor(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, n.b.cfg.BlockTimeout)
+	defer cancel()
+	return n.lockBcast(ctx)
+}
+
+func (n *node) unlockBcast() { <-n.bcast }
+
+// Subscribe starts broadcasting the topic's publications to the node. It
+// returns the position after which they are broadcast: for a new
+// subscription the topic's last generated id (the stream is created, empty,
+// if it does not exist: "" then), for an existing one the last position
+// broadcast. While subscribed, the node's heartbeat keeps the topic's
+// stream from expiring. It implements backends.Node.
+func (n *node) Subscribe(ctx context.Context, topic string) (backends.Position, error) {
+	if n.closed.Load() {
+		return "", n.errClosed("subscribe")
+	}
+	if err := checkTopic(topic); err != nil {
+		return "", err
+	}
+	// Under the broadcast lock, the cursor of an existing subscription
+	// includes every Broadcast of a batch under way; without it (Redis is
+	// out of reach), it is at most the last position broadcast.
+	locked := n.lockBcastFor(ctx)
+	if err := ctx.Err(); err != nil {
+		if locked {
+			n.unlockBcast()
+		}
+		return "", wrap("subscribe", err)
+	}
+	n.subMu.Lock()
+	s := n.subs[topic]
+	var cur streamID
+	if s != nil {
+		cur = s.cursor
+	}
+	n.subMu.Unlock()
+	if locked {
+		n.unlockBcast()
+	}
+	if s != nil {
+		return cur.position(), nil
+	}
+
+	key := n.b.topicKey(topic)
+	last, err := scriptSubscribe.Run(ctx, n.b.client, []string{key}, ms(n.b.topicTTL())).Text()
+	if err != nil {
+		return "", wrap("subscribe "+topic, err)
+	}
+	start, ok := parseID(last)
+	if !ok {
+		return "", fmt.Errorf("redis backend: subscribe %s: stream id %q", topic, last)
+	}
+
+	n.subMu.Lock()
+	if n.closed.Load() {
+		n.subMu.Unlock()
+		return "", n.errClosed("subscribe")
+	}
+	if s := n.subs[topic]; s != nil { // subscribed meanwhile
+		cur := s.cursor
+		n.subMu.Unlock()
+		return cur.position(), nil
+	}
+	k := n.b.bucketOf(topic)
+	bk := n.buckets[k]
+	if bk == nil {
+		bk = &bucket{idx: k, wake: n.b.wakeKey(k, n.id), subs: make(map[string]*sub)}
+		n.buckets[k] = bk
+	}
+	s = &sub{topic: topic, key: key, cursor: start}
+	n.subs[topic] = s
+	bk.subs[topic] = s
+	wake := bk.running
+	if !bk.running {
+		bk.running = true
+		n.readers.Add(1)
+		go n.bucketLoop(bk)
+	}
+	n.subMu.Unlock()
+	if wake {
+		// The reader may be blocked on its old list of keys. If this
+		// fails, it reads the topic after its current block anyway.
+		_ = scriptWake.Run(ctx, n.b.client, []string{bk.wake}, ms(n.b.keyTTL())).Err()
+	}
+	return start.position(), nil
+}
+
+// Unsubscribe stops broadcasting the topic's publications to the node;
+// once it returns, none is broadcast. It implements backends.Node.
+func (n *node) Unsubscribe(ctx context.Context, topic string) error {
+	// Waiting for a batch under way keeps the marks consecutive: its
+	// publications of the topic are broadcast before the topic goes.
+	if n.lockBcastFor(ctx) {
+		defer n.unlockBcast()
+	}
+	n.subMu.Lock()
+	defer n.subMu.Unlock()
+	if s := n.subs[topic]; s != nil {
+		delete(n.subs, topic)
+		delete(n.buckets[n.b.bucketOf(topic)].subs, topic)
+	}
+	return nil
+}
+
+// bucketLoop reads the streams of the node's topics in one bucket, with
+// the bucket's wake stream, until the bucket has no topic left or the node
+// is closed.
+func (n *node) bucketLoop(bk *bucket) {
+	defer n.readers.Done()
+	st := streak{n: n, what: "reading topic bucket " + strconv.Itoa(bk.idx)}
+	var bo backoff
+	wakeID := "0-0"
+	var streams []string
+	var subs []*sub
+	bykey := make(map[string]*sub)
+	for {
+		n.subMu.Lock()
+		if n.ctx.Err() != nil || len(bk.subs) == 0 {
+			bk.running = false
+			n.subMu.Unlock()
+			return
+		}
+		clear(bykey)
+		subs = subs[:0]
+		streams = append(streams[:0], bk.wake)
+		for _, s := range bk.subs {
+			bykey[s.key] = s
+			subs = append(subs, s)
+			streams = append(streams, s.key)
+		}
+		streams = append(streams, wakeID)
+		for _, s := range subs {
+			streams = append(streams, s.cursor.String())
+		}
+		n.subMu.Unlock()
+
+		res, err := n.b.client.XRead(n.ctx, &goredis.XReadArgs{Streams: streams, Count: readBatch, Block: n.b.cfg.BlockTimeout}).Result()
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			if n.ctx.Err() != nil {
+				n.stopBucket(bk)
+				return
+			}
+			st.fail(err)
+			if !sleep(n.ctx, bo.next()) {
+				n.stopBucket(bk)
+				return
+			}
+			continue
+		}
+		st.ok()
+		bo.reset()
+		var items []item
+		for _, xs := range res {
+			if xs.Stream == bk.wake {
+				if len(xs.Messages) > 0 {
+					wakeID = xs.Messages[len(xs.Messages)-1].ID
+				}
+				continue
+			}
+			s := bykey[xs.Stream]
+			if s == nil {
+				continue
+			}
+			for _, m := range xs.Messages {
+				if id, ok := parseID(m.ID); ok {
+					items = append(items, item{sub: s, id: id, msg: m})
+				}
+			}
+		}
+		if len(items) > 0 {
+			n.broadcast(items)
+		}
+	}
+}
+
+func (n *node) stopBucket(bk *bucket) {
+	n.subMu.Lock()
+	bk.running = false
+	n.subMu.Unlock()
+}
+
+// broadcast numbers the items with the node's marks, writes the marks to
+// the log, then broadcasts the items in mark order. Items of topics
+// unsubscribed since the read are skipped. A failed log write is retried
+// (the same marks) until it succeeds or the node closes: no mark is
+// skipped or used twice, and none is broadcast before it is in the log.
+func (n *node) broadcast(items []item) {
+	if !n.lockBcast(n.ctx) {
+		return
+	}
+	defer n.unlockBcast()
+	n.subMu.Lock()
+	kept := items[:0]
+	for _, it := range items {
+		if n.subs[it.sub.topic] == it.sub && it.sub.cursor.less(it.id) {
+			kept = append(kept, it)
+		}
+	}
+	n.subMu.Unlock()
+	if len(kept) == 0 {
+		return
+	}
+	args := make([]any, 0, 2+3*len(kept))
+	args = append(args, n.b.cfg.MarkLogLength, ms(n.b.keyTTL()))
+	for i, it := range kept {
+		args = append(args, strconv.FormatUint(n.mark+uint64(i)+1, 10), it.sub.topic, it.msg.ID)
+	}
+	var bo backoff
+	for {
+		err := scriptMarks.Run(n.ctx, n.b.client, []string{n.log, n.cur}, args...).Err()
+		if err == nil {
+			break
+		}
+		if n.ctx.Err() != nil {
+			return
+		}
+		n.markStreak.fail(err)
+		if !sleep(n.ctx, bo.next()) {
+			return
+		}
+	}
+	n.markStreak.ok()
+	var data []byte
+	for _, it := range kept {
+		n.mark++
+		v := it.msg.Values
+		data = append(data[:0], str(v["d"])...)
+		// Under subMu, so that once Unsubscribe or Close returns no
+		// Broadcast of the topic starts. The topic can only have gone
+		// meanwhile if Unsubscribe gave up waiting for this batch (Redis
+		// was out of reach): its mark is then skipped, which a claim
+		// handles like any mark the client did not get.
+		n.subMu.Lock()
+		if !n.closed.Load() && n.subs[it.sub.topic] == it.sub {
+			n.recv.Broadcast(backends.Publication{
+				Topic:     it.sub.topic,
+				Namespace: str(v["ns"]),
+				Exclude:   str(v["x"]),
+				Data:      data,
+				Position:  backends.Position(it.msg.ID),
+				Mark:      n.mark,
+			})
+			if it.sub.cursor.less(it.id) {
+				it.sub.cursor = it.id
+			}
+		}
+		n.subMu.Unlock()
+	}
+}
+
+// Publish adds the publication to the topic's stream, from which every
+// subscribed node (this one included) reads it. It implements
+// backends.Node.
+func (n *node) Publish(ctx context.Context, p backends.Publication) error {
+	if n.closed.Load() {
+		return n.errClosed("publish")
+	}
+	if err := checkTopic(p.Topic); err != nil {
+		return err
+	}
+	c := n.b.cfg
+	k := n.b.bucketOf(p.Topic)
+	err := scriptPublish.Run(ctx, n.b.client, []string{n.b.topicKey(p.Topic), n.b.buckets[k] + "last"},
+		c.HistoryLength, ms(c.HistoryAge), ms(n.b.topicTTL()),
+		p.Namespace, p.Exclude, p.Data, c.TopicBuckets, k).Err()
+	return wrap("publish to "+p.Topic, err)
+}
+
+// Replay calls fn for the publications of topic in (after, until], from
+// the topic's stream. It implements backends.Node.
+func (n *node) Replay(ctx context.Context, topic string, after, until backends.Position, fn func(p backends.Publication)) error {
+	if err := checkTopic(topic); err != nil {
+		return err
+	}
+	a, ok1 := parsePosition(after)
+	u, ok2 := parsePosition(until)
+	if !ok1 || !ok2 {
+		return fmt.Errorf("redis backend: replay %s: invalid position %s or %s", topic, short(string(after)), short(string(until)))
+	}
+	if !a.less(u) {
+		return nil
+	}
+	key := n.b.topicKey(topic)
+	gap := func(why string) error {
+		return fmt.Errorf("redis backend: replay %s after %s: %s: %w", topic, a, why, backends.ErrGap)
+	}
+	res, err := scriptReplay.Run(ctx, n.b.client, []string{key}, exclusiveStart(a)).Slice()
+	if err != nil {
+		return wrap("replay "+topic, err)
+	}
+	switch st, _ := res[0].(int64); st {
+	case 0:
+		// The history of publications up to until existed and is gone.
+		return gap("the topic's history expired")
+	case 1:
+		if last, ok := parseID(str(res[1])); !ok || a.less(last) {
+			return gap("the publications after it were trimmed")
+		}
+		return nil
+	}
+	if len(res) < 3 {
+		return fmt.Errorf("redis backend: replay %s: unexpected reply %v", topic, res)
+	}
+	if pv, ok := parseID(str(res[2])); !ok || a.less(pv) {
+		return gap("publications after it were trimmed")
+	}
+	prev := a
+	first := true
+	start := exclusiveStart(a)
+	end := u.String()
+	var data []byte
+	for {
+		msgs, err := n.b.client.XRangeN(ctx, key, start, end, readBatch).Result()
+		if err != nil {
+			return wrap("replay "+topic, err)
+		}
+		for _, m := range msgs {
+			id, ok := parseID(m.ID)
+			pv, ok2 := parseID(str(m.Values["pv"]))
+			if !ok || !ok2 || (first && prev.less(pv)) || (!first && pv != prev) {
+				return gap("the history was trimmed during the replay")
+			}
+			first = false
+			prev = id
+			data = append(data[:0], str(m.Values["d"])...)
+			fn(backends.Publication{
+				Topic:     topic,
+				Namespace: str(m.Values["ns"]),
+				Exclude:   str(m.Values["x"]),
+				Data:      data,
+				Position:  backends.Position(m.ID),
+			})
+		}
+		if len(msgs) < readBatch {
+			return nil
+		}
+		start = "(" + msgs[len(msgs)-1].ID
+	}
+}
