@@ -86,7 +86,7 @@ func BenchmarkPublishTwoInstances(b *testing.B) {
 		}
 	}
 	want := int64(b.N) * subscribers
-	deadline := time.Now().Add(2*time.Minute)
+	deadline := time.Now().Add(2 * time.Minute)
 	for received.Load() < want {
 		if time.Now().After(deadline) {
 			b.Fatalf("received %d of %d deliveries", received.Load(), want)

@@ -12,10 +12,10 @@ package engine
 // frame's event id tells the client so that any node can resume it.
 type frameLog struct {
 	ring  []logEntry // len is a power of two, or 0
-	head  int      // ring index of the oldest entry
-	n     int      // number of entries
-	first uint64   // seq of the oldest entry (== next when empty)
-	next  uint64   // seq the next appended frame gets
+	head  int        // ring index of the oldest entry
+	n     int        // number of entries
+	first uint64     // seq of the oldest entry (== next when empty)
+	next  uint64     // seq the next appended frame gets
 
 	cursor   uint64 // seq of the next frame to write
 	queued   int    // cost of frames with seq >= cursor
