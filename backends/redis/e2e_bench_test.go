@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -63,8 +64,9 @@ func BenchmarkUpstreamLatency(b *testing.B) {
 
 // BenchmarkPublishTwoInstances measures publish throughput across two
 // instances: 1000 SSE subscribers (500 on each instance, real loopback
-// connections), publications made on one instance; an iteration ends when
-// every subscriber has received every publication.
+// connections), publications made on one instance by one goroutine
+// ("publishers=1", each Publish waits for Redis) or by eight at once; the
+// run ends when every subscriber has received every publication.
 func BenchmarkPublishTwoInstances(b *testing.B) {
 	const subscribers = 1000
 	srv := redistest.Start(b)
@@ -77,26 +79,38 @@ func BenchmarkPublishTwoInstances(b *testing.B) {
 		openBenchStream(b, ins[i%2].url, &received)
 	}
 	payload := strings.Repeat("x", 64)
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	for range b.N {
-		if err := ins[0].h.Publish("bench", payload); err != nil {
-			b.Fatal(err)
-		}
+	for _, publishers := range []int{1, 8} {
+		b.Run(fmt.Sprintf("publishers=%d", publishers), func(b *testing.B) {
+			received.Store(0)
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			var wg sync.WaitGroup
+			for w := range publishers {
+				wg.Go(func() {
+					for i := w; i < b.N; i += publishers {
+						if err := ins[0].h.Publish("bench", payload); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			want := int64(b.N) * subscribers
+			deadline := time.Now().Add(2 * time.Minute)
+			for received.Load() < want {
+				if time.Now().After(deadline) {
+					b.Fatalf("received %d of %d deliveries", received.Load(), want)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(want)/elapsed.Seconds(), "deliveries/s")
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "publications/s")
+		})
 	}
-	want := int64(b.N) * subscribers
-	deadline := time.Now().Add(2 * time.Minute)
-	for received.Load() < want {
-		if time.Now().After(deadline) {
-			b.Fatalf("received %d of %d deliveries", received.Load(), want)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	elapsed := time.Since(start)
-	b.StopTimer()
-	b.ReportMetric(float64(want)/elapsed.Seconds(), "deliveries/s")
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "publications/s")
 }
 
 type benchInstance struct {
