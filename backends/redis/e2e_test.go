@@ -228,11 +228,16 @@ func twoInstances(t *testing.T, a, b *instance) {
 	}
 }
 
+// twoOnServer starts a private redis-server and two instances for cfg on it.
+func twoOnServer(t *testing.T, cfg handler.Config) (*redistest.Server, *instance, *instance) {
+	t.Helper()
+	srv := redistest.Start(t)
+	return srv, newInstance(t, singleClient(t, srv), srv.Prefix(), cfg), newInstance(t, singleClient(t, srv), srv.Prefix(), cfg)
+}
+
 func TestTwoInstances(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Start(t)
-	a := newInstance(t, singleClient(t, srv), srv.Prefix(), handler.Config{})
-	b := newInstance(t, singleClient(t, srv), srv.Prefix(), handler.Config{})
+	_, a, b := twoOnServer(t, handler.Config{})
 	twoInstances(t, a, b)
 }
 
@@ -293,17 +298,13 @@ func resumeElsewhere(t *testing.T, a, b *instance) {
 
 func TestResumeOnAnotherInstance(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Start(t)
-	a := newInstance(t, singleClient(t, srv), srv.Prefix(), handler.Config{})
-	b := newInstance(t, singleClient(t, srv), srv.Prefix(), handler.Config{})
+	_, a, b := twoOnServer(t, handler.Config{})
 	resumeElsewhere(t, a, b)
 }
 
 func TestShutdownHandsOff(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Start(t)
-	a := newInstance(t, singleClient(t, srv), srv.Prefix(), handler.Config{})
-	b := newInstance(t, singleClient(t, srv), srv.Prefix(), handler.Config{})
+	_, a, b := twoOnServer(t, handler.Config{})
 	st := openStream(t, a.url)
 	ssetest.Recv(t, a.hook.opens, "Open on A")
 	if err := b.h.Publish("room", "echo one"); err != nil {
@@ -336,9 +337,7 @@ func TestShutdownHandsOff(t *testing.T) {
 
 func TestRedisRestartMidStream(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Start(t)
-	a := newInstance(t, singleClient(t, srv), srv.Prefix(), handler.Config{Heartbeat: 100 * time.Millisecond})
-	b := newInstance(t, singleClient(t, srv), srv.Prefix(), handler.Config{Heartbeat: 100 * time.Millisecond})
+	srv, a, b := twoOnServer(t, handler.Config{Heartbeat: 100 * time.Millisecond})
 	st := openStream(t, a.url)
 	ssetest.Recv(t, a.hook.opens, "Open on A")
 
@@ -391,9 +390,7 @@ func TestRedisRestartMidStream(t *testing.T) {
 
 func TestHostilePostsCreateNoKeys(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Start(t)
-	a := newInstance(t, singleClient(t, srv), srv.Prefix(), handler.Config{})
-	b := newInstance(t, singleClient(t, srv), srv.Prefix(), handler.Config{})
+	srv, a, b := twoOnServer(t, handler.Config{})
 	st := openStream(t, a.url)
 	ssetest.Recv(t, a.hook.opens, "Open on A")
 	before := srv.Keys(t)
