@@ -453,3 +453,69 @@ func short(s string) string {
 	}
 	return s
 }
+
+// TestSendGuarantee checks what package handler documents for Peer.Send
+// across instances: kept for a resume on the same instance, lost (and Send
+// refused once the takeover is known) for a resume on another one, while
+// publications are replayed either way.
+func TestSendGuarantee(t *testing.T) {
+	t.Parallel()
+	_, a, b := twoOnServer(t, handler.Config{})
+	st := openStream(t, a.url)
+	id := st.id
+	p := ssetest.Recv(t, a.hook.opens, "Open on A")
+	detach := func(st *stream) {
+		t.Helper()
+		st.close()
+		ssetest.Eventually(t, "peer detached", func() bool { return !p.Connected() })
+	}
+
+	// Same instance: what was sent while the client was away arrives.
+	detach(st)
+	if err := p.SendText("kept"); err != nil {
+		t.Fatal(err)
+	}
+	st = openStream(t, a.url, "Last-Event-ID", id+".0")
+	if st.id != id {
+		t.Fatalf("resumed as %q", st.id)
+	}
+	it := st.ev.Event(t)
+	if it.Data != "kept" {
+		t.Fatalf("after a resume on the same instance: %+v, want the message sent meanwhile", it)
+	}
+	last := it.ID
+
+	// Another instance: the publication is replayed, the direct message
+	// is not, and the old instance refuses further Sends.
+	detach(st)
+	if err := p.SendText("lost"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.h.Publish("room", "echo pub"); err != nil {
+		t.Fatal(err)
+	}
+	st = openStream(t, b.url, "Last-Event-ID", last)
+	if st.id != id {
+		t.Fatalf("resumed on B as %q", st.id)
+	}
+	expectEcho(t, st, "pub")
+	if err := b.h.Publish("room", "echo next"); err != nil {
+		t.Fatal(err)
+	}
+	expectEcho(t, st, "next") // nothing ("lost") came in between
+	ssetest.Eventually(t, "A releases the peer", func() bool { return p.SendText("late") != nil })
+	if err := p.SendText("late"); !errors.Is(err, handler.ErrClosed) {
+		t.Fatalf("Send on the released peer: %v, want ErrClosed", err)
+	}
+	// The peer on B takes Sends.
+	q, ok := b.h.Peer(id)
+	if !ok {
+		t.Fatal("B does not hold the peer")
+	}
+	if err := q.SendText("on B"); err != nil {
+		t.Fatal(err)
+	}
+	if it := st.ev.Event(t); it.Data != "on B" {
+		t.Fatalf("got %+v, want the Send on B", it)
+	}
+}
