@@ -128,7 +128,8 @@ type Config struct {
 	// Hooks are the application's callbacks.
 	Hooks Hooks
 	// Backend holds the state shared between instances. Default: a private
-	// in-memory backend (backends/memory), which is enough for one process.
+	// in-memory backend (backends/memory), which is enough for one process;
+	// backends/redis lets instances behind one URL serve any request.
 	Backend backends.Backend
 	// Logger receives the library's logs. Default: slog.Default().
 	Logger *slog.Logger
