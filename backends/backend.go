@@ -20,7 +20,8 @@
 // across all topics (the publication's Mark) and never calls Broadcast
 // concurrently, so the marks give one order to everything a node delivered.
 // The engine stamps each frame it sends with the highest mark its peer has
-// received; a client presents that stamp when it reconnects, and the node it
+// received (publications replayed to a session taken over get marks too:
+// see Node.Join); a client presents that stamp when it reconnects, and the node it
 // reached claims the session with it ([Cursor]). From the session record
 // (the position each topic started from), the old owner's mark log and its
 // last position per topic, the backend computes, for each topic, the
@@ -35,8 +36,10 @@
 //	  S >  B, M == 0           → position[T] = R[T] (the client got no
 //	                             live publication from O)
 //	  S >  B, M >  0 (M is O's mark):
-//	    O's mark log no longer holds every mark after M → ErrGap
-//	    first mark g > M that O broadcast for T, at position P:
+//	    O's mark log no longer holds every mark after M, or M is past
+//	    O's last mark              → ErrGap
+//	    first mark g > M that O gave a publication of T, live or replayed
+//	    for this session (Join), at position P:
 //	                             position[T] = max(R[T], just before P)
 //	    none:                    position[T] = max(R[T], O's last position of T)
 //	  then atomically: owner = claimer, B = S, R = position; O is told to
@@ -125,9 +128,9 @@ type Node interface {
 	// session is not an error; a session another node has claimed is left
 	// alone and the error wraps ErrMoved.
 	RemoveSession(ctx context.Context, id string) error
-	// Owner returns the id of the node that owns the session. The error
-	// wraps ErrUnknownSession when there is no session record or its owner
-	// is gone.
+	// Owner returns the id of the node the session record names as owner,
+	// alive or not (a session whose owner died can still be claimed). The
+	// error wraps ErrUnknownSession when there is no session record.
 	Owner(ctx context.Context, id string) (string, error)
 
 	// Route delivers an upstream message to the node that owns the session,
@@ -169,6 +172,20 @@ type Node interface {
 	// holds every publication after after. fn's p.Data is only valid during
 	// the call.
 	Replay(ctx context.Context, topic string, after, until Position, fn func(p Publication)) error
+
+	// Join adds a session this node took over (Claim) to the live
+	// publications of topic, continuing right after the position after.
+	// It subscribes the node to topic if needed; then, with no Broadcast in
+	// between, it gives each publication after after that the node has
+	// already broadcast a new mark of this node, logged (as Broadcast marks
+	// are, tagged with the session, so that only claims of this session
+	// consider it), and calls replay with it, in order; then it calls joined
+	// with the position of the node's last broadcast of topic, after which
+	// Broadcasts of the topic go on. replay and joined run with the backend's
+	// broadcast order held: they must return quickly and not call the Node.
+	// It returns an error wrapping ErrGap, before calling either, when the
+	// history no longer holds every publication after after.
+	Join(ctx context.Context, session, topic string, after Position, replay func(p Publication), joined func(last Position)) error
 
 	// Claim takes a session over for a client that reconnected to this node
 	// having got as far as c; see the package documentation for what it

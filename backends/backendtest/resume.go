@@ -320,3 +320,139 @@ func testClaimedRoutes(t *testing.T, b backends.Backend) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// join calls Join and returns the publications replayed and the position
+// joined gave.
+func join(t *testing.T, n backends.Node, session, topic string, after backends.Position) ([]backends.Publication, backends.Position) {
+	t.Helper()
+	var got []backends.Publication
+	var last backends.Position
+	joined := false
+	err := n.Join(context.Background(), session, topic, after,
+		func(p backends.Publication) {
+			if joined {
+				t.Error("replay called after joined")
+			}
+			p.Data = slices.Clone(p.Data)
+			got = append(got, p)
+		},
+		func(l backends.Position) { last, joined = l, true })
+	if err != nil {
+		t.Fatalf("Join(%s, %s, %q): %v", session, topic, after, err)
+	}
+	if !joined {
+		t.Fatal("Join returned without calling joined")
+	}
+	return got, last
+}
+
+// takeOver registers session on a with topic from its subscription start,
+// publishes texts on topic (through c), lets c claim the session at seq 0 and
+// join the topic, and returns what c replayed.
+func takeOver(t *testing.T, a, c backends.Node, ra *Recorder, session, topic string, texts ...string) []backends.Publication {
+	t.Helper()
+	ctx := context.Background()
+	register(t, a, ra, session)
+	if err := a.SetSessionTopic(ctx, session, topic, subscribe(t, a, topic)); err != nil {
+		t.Fatal(err)
+	}
+	_, before := ra.Counts()
+	for _, text := range texts {
+		publish(t, c, backends.Publication{Topic: topic, Data: []byte(text)})
+	}
+	ra.WaitPublications(t, before+len(texts))
+	s, err := c.Claim(ctx, session, backends.Cursor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := join(t, c, session, topic, s.Topics[topic])
+	return got
+}
+
+// testJoin: Join subscribes the node, replays what the session missed with
+// new marks of the node, then hands over to live broadcasts.
+func testJoin(t *testing.T, b backends.Backend) {
+	a, ra := attach(t, b)
+	c, rc := attach(t, b)
+	got := takeOver(t, a, c, ra, "s1", "t", "x1", "x2", "x3")
+	if d := data(got); !slices.Equal(d, []string{"x1", "x2", "x3"}) {
+		t.Fatalf("Join replayed %q, want x1 x2 x3", d)
+	}
+	for i, p := range got {
+		if p.Mark != uint64(i+1) || p.Topic != "t" || p.Position == "" {
+			t.Fatalf("replayed %+v: want topic t, a position and mark %d (C's first marks)", p, i+1)
+		}
+	}
+	// C now broadcasts the topic, after the replayed marks.
+	publish(t, a, backends.Publication{Topic: "t", Data: []byte("x4")})
+	live := rc.WaitPublications(t, 1)[0]
+	if string(live.Data) != "x4" || live.Mark != 4 {
+		t.Fatalf("live after Join: %+v, want x4 with mark 4", live)
+	}
+	// Joining again from the last position replays nothing.
+	if again, last := join(t, c, "s1", "t", live.Position); len(again) != 0 || last != live.Position {
+		t.Fatalf("Join from the last position: replayed %d, joined at %q; want none at %q", len(again), last, live.Position)
+	}
+}
+
+// testClaimFromReplayMark: a client that got part of a replay is placed by
+// the marks the replaying node gave it.
+func testClaimFromReplayMark(t *testing.T, b backends.Backend) {
+	a, ra := attach(t, b)
+	c, _ := attach(t, b)
+	d, _ := attach(t, b)
+	got := takeOver(t, a, c, ra, "s1", "t", "x1", "x2", "x3")
+	// The client received x1 (C's mark 1) as frame 5, then dropped.
+	s, err := d.Claim(context.Background(), "s1", backends.Cursor{Seq: 5, Mark: got[0].Mark})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := replay(t, d, "t", s.Topics["t"], got[2].Position); !slices.Equal(d, []string{"x2", "x3"}) {
+		t.Fatalf("after x1 of a replay, the claim places the client before %q, want x2 x3", d)
+	}
+}
+
+// testReplayMarksPerSession: marks a node gave to a replay for one session
+// do not move another session's claim.
+func testReplayMarksPerSession(t *testing.T, b backends.Backend) {
+	a, ra := attach(t, b)
+	c, rc := attach(t, b)
+	d, _ := attach(t, b)
+	ctx := context.Background()
+	takeOver(t, a, c, ra, "s1", "t", "x1", "x2") // C: marks 1, 2 for s1
+	// s2 lives on C and receives x3 live (mark 3).
+	register(t, c, rc, "s2")
+	if err := c.SetSessionTopic(ctx, "s2", "t", subscribe(t, c, "t")); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, c, backends.Publication{Topic: "t", Data: []byte("x3")})
+	x3 := rc.WaitPublications(t, 1)[0]
+	// Another takeover onto C replays x1..x3 for s3 (marks 4, 5, 6).
+	ra2 := NewRecorder()
+	a2, err := b.Attach(ctx, ra2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a2.Close() })
+	register(t, a2, ra2, "s3")
+	if err := a2.SetSessionTopic(ctx, "s3", "t", ""); err != nil {
+		t.Fatal(err)
+	}
+	s3, err := c.Claim(ctx, "s3", backends.Cursor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := join(t, c, "s3", "t", s3.Topics["t"]); len(got) != 3 {
+		t.Fatalf("replay for s3: %d publications, want 3", len(got))
+	}
+	publish(t, c, backends.Publication{Topic: "t", Data: []byte("x4")})
+	x4 := rc.WaitPublications(t, 2)[1]
+	// s2's client had x3 (mark 3), not x4: only x4 is missed.
+	s2, err := d.Claim(ctx, "s2", backends.Cursor{Seq: 9, Mark: x3.Mark})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := replay(t, d, "t", s2.Topics["t"], x4.Position); !slices.Equal(got, []string{"x4"}) {
+		t.Fatalf("s2 missed %q, want only x4: another session's replay marks moved its position", got)
+	}
+}

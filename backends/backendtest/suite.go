@@ -62,6 +62,9 @@ func Run(t *testing.T, newBackend func(t *testing.T) backends.Backend) {
 		{"ClaimWithMarks", testClaimWithMarks},
 		{"ClaimRefusals", testClaimRefusals},
 		{"ClaimedSessionRoutes", testClaimedRoutes},
+		{"JoinReplaysWithMarks", testJoin},
+		{"ClaimFromReplayMark", testClaimFromReplayMark},
+		{"ReplayMarksAreThatSessions", testReplayMarksPerSession},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -61,12 +61,14 @@ type session struct {
 }
 
 // topic holds the nodes subscribed to one topic and its history, which is
-// kept while some node subscribes (only then can a session resume with it).
+// kept while some node subscribes or some session record names the topic
+// (only then can a session resume with it).
 // Its mutex is held while a publication is delivered so that every node sees
 // one order per topic.
 type topic struct {
 	mu      sync.Mutex
 	nodes   []*node
+	refs    int                    // session records naming the topic; guarded by b.mu
 	last    uint64                 // position of the last publication
 	deleted uint64                 // highest position dropped from history
 	history []backends.Publication // oldest first, Data owned
@@ -140,8 +142,9 @@ type node struct {
 }
 
 type markEntry struct {
-	topic string
-	pos   uint64
+	topic   string
+	pos     uint64
+	session string // the session a Join replayed it for; "" for a broadcast
 }
 
 func (n *node) ID() string { return n.id }
@@ -202,7 +205,7 @@ func (n *node) RemoveSession(_ context.Context, id string) error {
 	case s.owner != n:
 		return fmt.Errorf("memory: remove session %q: %w", id, backends.ErrMoved)
 	}
-	delete(n.b.sessions, id)
+	n.b.forgetLocked(id, s)
 	return nil
 }
 
@@ -258,10 +261,10 @@ func (n *node) Subscribe(_ context.Context, name string) (backends.Position, err
 		n.b.topics[name] = t
 	}
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.nodes = append(t.nodes, n)
 	start := t.last
-	t.mu.Unlock()
-	n.bcast.Lock()
+	n.bcast.Lock() // under t.mu: no publication of the topic can move cur first
 	n.cur[name] = start
 	n.bcast.Unlock()
 	return pos(start), nil
@@ -285,10 +288,43 @@ func (n *node) unsubscribeLocked(name string) {
 	}
 	t.mu.Lock()
 	t.nodes = slices.DeleteFunc(t.nodes, func(m *node) bool { return m == n })
-	empty := len(t.nodes) == 0
 	t.mu.Unlock()
-	if empty {
-		delete(n.b.topics, name)
+	n.b.dropIfUnusedLocked(name, t)
+}
+
+// dropIfUnusedLocked forgets a topic no node subscribes and no session
+// record names; b.mu is held.
+func (b *Backend) dropIfUnusedLocked(name string, t *topic) {
+	t.mu.Lock()
+	unused := len(t.nodes) == 0 && t.refs == 0
+	t.mu.Unlock()
+	if unused && b.topics[name] == t {
+		delete(b.topics, name)
+	}
+}
+
+// refLocked counts one more (delta 1) or one less (-1) session record
+// naming topic; b.mu is held.
+func (b *Backend) refLocked(name string, delta int) {
+	t := b.topics[name]
+	if t == nil {
+		if delta < 0 {
+			return
+		}
+		t = &topic{}
+		b.topics[name] = t
+	}
+	t.refs += delta
+	if delta < 0 {
+		b.dropIfUnusedLocked(name, t)
+	}
+}
+
+// forgetLocked deletes a session record; b.mu is held.
+func (b *Backend) forgetLocked(id string, s *session) {
+	delete(b.sessions, id)
+	for name := range s.topics {
+		b.refLocked(name, -1)
 	}
 }
 
@@ -303,6 +339,9 @@ func (n *node) SetSessionTopic(_ context.Context, id, topic string, from backend
 	if err != nil {
 		return err
 	}
+	if _, ok := s.topics[topic]; !ok {
+		n.b.refLocked(topic, 1)
+	}
 	s.topics[topic] = p
 	return nil
 }
@@ -314,7 +353,10 @@ func (n *node) RemoveSessionTopic(_ context.Context, id, topic string) error {
 	if err != nil {
 		return err
 	}
-	delete(s.topics, topic)
+	if _, ok := s.topics[topic]; ok {
+		delete(s.topics, topic)
+		n.b.refLocked(topic, -1)
+	}
 	return nil
 }
 
@@ -351,16 +393,21 @@ func (n *node) Publish(_ context.Context, p backends.Publication) error {
 func (n *node) broadcast(p backends.Publication, at uint64) {
 	n.bcast.Lock()
 	defer n.bcast.Unlock()
-	n.mark++
+	n.logMarkLocked(markEntry{topic: p.Topic, pos: at})
 	p.Mark = n.mark
-	n.log = append(n.log, markEntry{topic: p.Topic, pos: at})
+	n.cur[p.Topic] = at
+	n.recv.Broadcast(p)
+}
+
+// logMarkLocked gives e the next mark and logs it; n.bcast is held.
+func (n *node) logMarkLocked(e markEntry) {
+	n.mark++
+	n.log = append(n.log, e)
 	if over := len(n.log) - n.b.cfg.MarkLogLength; over > 0 {
 		n.trimmed += uint64(over)
 		clear(n.log[:over])
 		n.log = n.log[over:]
 	}
-	n.cur[p.Topic] = at
-	n.recv.Broadcast(p)
 }
 
 func (n *node) Replay(_ context.Context, name string, after, until backends.Position, fn func(backends.Publication)) error {
@@ -396,6 +443,41 @@ func (n *node) Replay(_ context.Context, name string, after, until backends.Posi
 	return nil
 }
 
+func (n *node) Join(ctx context.Context, session, name string, after backends.Position, replay func(backends.Publication), joined func(backends.Position)) error {
+	a, err := parsePos(after)
+	if err != nil {
+		return err
+	}
+	if _, err := n.Subscribe(ctx, name); err != nil {
+		return err
+	}
+	n.b.mu.RLock()
+	t := n.b.topics[name]
+	n.b.mu.RUnlock()
+	if t == nil {
+		return fmt.Errorf("memory: join %q: unsubscribed meanwhile: %w", name, backends.ErrClosed)
+	}
+	t.mu.Lock() // no publication of the topic meanwhile
+	defer t.mu.Unlock()
+	n.bcast.Lock() // and no Broadcast at all: marks stay in delivery order
+	defer n.bcast.Unlock()
+	last := n.cur[name]
+	if a < last && a < t.deleted {
+		return fmt.Errorf("memory: join %q after %d: %w (history starts after %d)", name, a, backends.ErrGap, t.deleted)
+	}
+	for _, p := range t.history {
+		v, _ := parsePos(p.Position)
+		if v <= a || v > last {
+			continue
+		}
+		n.logMarkLocked(markEntry{topic: name, pos: v, session: session})
+		p.Mark = n.mark
+		replay(p)
+	}
+	joined(pos(last))
+	return nil
+}
+
 func (n *node) Claim(_ context.Context, id string, c backends.Cursor) (backends.Session, error) {
 	n.b.mu.Lock()
 	if n.closed {
@@ -413,7 +495,7 @@ func (n *node) Claim(_ context.Context, id string, c backends.Cursor) (backends.
 	}
 	old := s.owner
 	if c.Seq > s.base && c.Mark > 0 {
-		if err := old.advance(s.topics, c.Mark); err != nil {
+		if err := old.advance(id, s.topics, c.Mark); err != nil {
 			n.b.mu.Unlock()
 			return backends.Session{}, fmt.Errorf("memory: claim %q: %w", id, err)
 		}
@@ -430,9 +512,9 @@ func (n *node) Claim(_ context.Context, id string, c backends.Cursor) (backends.
 	return out, nil
 }
 
-// advance moves each topic position of a session record to where a client
+// advance moves each topic position of session's record to where a client
 // that received everything up to mark is (see package backends).
-func (n *node) advance(topics map[string]uint64, mark uint64) error {
+func (n *node) advance(session string, topics map[string]uint64, mark uint64) error {
 	n.bcast.Lock()
 	defer n.bcast.Unlock()
 	if mark < n.trimmed || mark > n.mark {
@@ -440,7 +522,7 @@ func (n *node) advance(topics map[string]uint64, mark uint64) error {
 	}
 	first := make(map[string]uint64, len(topics))
 	for _, e := range n.log[mark-n.trimmed:] {
-		if _, ok := topics[e.topic]; !ok {
+		if _, ok := topics[e.topic]; !ok || e.session != "" && e.session != session {
 			continue
 		}
 		if _, seen := first[e.topic]; !seen {
@@ -469,7 +551,7 @@ func (n *node) Close() error {
 	}
 	for id, s := range n.b.sessions {
 		if s.owner == n {
-			delete(n.b.sessions, id)
+			n.b.forgetLocked(id, s)
 		}
 	}
 	delete(n.b.nodes, n.id)

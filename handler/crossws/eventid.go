@@ -1,6 +1,7 @@
 package crossws
 
 import (
+	"math"
 	"strconv"
 	"strings"
 
@@ -54,7 +55,8 @@ func parseEventID(s string) (id string, c backends.Cursor, closed, ok bool) {
 	seqText, markText, hasMark := strings.Cut(rest, ".")
 	seq, ok1 := parseDecimal(seqText)
 	mark, ok2 := parseDecimal(markText)
-	if !ok1 || hasMark && (!ok2 || mark == 0) {
+	// The largest seq would leave no room after it for a resumed log.
+	if !ok1 || seq == math.MaxUint64 || hasMark && (!ok2 || mark == 0) {
 		return "", c, false, false
 	}
 	return id, backends.Cursor{Seq: seq, Mark: mark}, false, true

@@ -200,11 +200,13 @@ func (p *Protocol) serveStream(x engine.Exchange, cors engine.CORS) {
 		default:
 			if tombstone, gone = p.e.Tombstone(id); gone {
 				kind, peerID = engine.UpgradeResume, id
-			} else {
-				// Perhaps another node held it: the backend decides
-				// once the hook accepted the request.
+			} else if exists, err := p.e.Exists(x.Context(), id); exists || err != nil {
+				// Another node holds (or held) it, or the backend
+				// cannot tell now: a takeover, once the hook agrees.
 				kind, peerID, remote, last = engine.UpgradeResume, id, true, cur
 			}
+			// Otherwise an unknown peer: the client gets a new one, and
+			// the hook judges an open.
 		}
 	}
 
@@ -241,8 +243,13 @@ func (p *Protocol) serveStream(x engine.Exchange, cors engine.CORS) {
 		switch {
 		case err == nil:
 		case errors.Is(err, backends.ErrUnknownSession), errors.Is(err, engine.ErrResumeGap):
-			// Nothing to resume, or not without loss: a new peer.
+			// Nothing to resume, or not without loss: a new peer, which
+			// the hook judges as what it is, an open.
 			st = nil
+			u = engine.NewUpgrade(engine.NewRequest(x), engine.UpgradeOpen, "")
+			if !p.upgrade(x, u) {
+				return
+			}
 		default:
 			if !errors.Is(err, engine.ErrShuttingDown) && !errors.Is(err, engine.ErrTooManyPeers) {
 				p.e.ReportError(nil, err)

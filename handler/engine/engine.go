@@ -25,6 +25,9 @@ type Engine struct {
 	peers    map[string]*Peer
 	tombs    map[string]tomb
 	tombFIFO []string // ids in the order they were added, oldest first
+	// released holds ids of sessions another node claimed while this node
+	// had no peer for them (a takeover of them may be under way here).
+	released map[string]struct{}
 	closing  bool
 
 	// subMu serialises changes of the node's backend subscriptions; it is
@@ -49,11 +52,12 @@ const maxTombs = 1 << 16
 func New(cfg Config) (*Engine, error) {
 	cfg = cfg.withDefaults()
 	e := &Engine{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		peers:  make(map[string]*Peer),
-		tombs:  make(map[string]tomb),
-		topics: make(map[string]*topicSubs),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		peers:    make(map[string]*Peer),
+		tombs:    make(map[string]tomb),
+		released: make(map[string]struct{}),
+		topics:   make(map[string]*topicSubs),
 	}
 	b := cfg.Backend
 	if b == nil {
@@ -203,13 +207,17 @@ func (e *Engine) Resume(p *Peer, x Exchange, c backends.Cursor) (*Stream, error)
 // not receive are not carried over.
 //
 // Errors: backends.ErrUnknownSession (nothing to resume), ErrResumeGap (the
-// history no longer holds what the client missed; the claimed session is
-// closed), ErrShuttingDown, ErrTooManyPeers, or a backend error (for
-// example backends.ErrUnavailable): the client should retry.
+// history no longer holds what the client missed; a session already
+// claimed is closed), ErrShuttingDown, ErrTooManyPeers, or another error
+// (for example backends.ErrUnavailable): the session, if claimed, stays in
+// the backend and the client should retry.
 func (e *Engine) Takeover(ctx context.Context, x Exchange, u *Upgrade, c Codec, id string, cur backends.Cursor) (*Stream, error) {
 	if e.ShuttingDown() {
 		return nil, ErrShuttingDown
 	}
+	e.mu.Lock()
+	delete(e.released, id) // releases from before this claim are stale
+	e.mu.Unlock()
 	s, err := e.node.Claim(ctx, id, cur)
 	if errors.Is(err, backends.ErrGap) {
 		return nil, fmt.Errorf("%w: %w", ErrResumeGap, err)
@@ -218,19 +226,28 @@ func (e *Engine) Takeover(ctx context.Context, x Exchange, u *Upgrade, c Codec, 
 		return nil, fmt.Errorf("ssebridge: claim session: %w", err)
 	}
 	p := e.newPeer(id, u, x, c, s.Namespace, cur.Seq+1)
-	p.holding = true
 	if err := e.add(p); err != nil {
 		return nil, err
 	}
-	if err := e.replay(ctx, p, s.Topics); err != nil {
-		if errors.Is(err, backends.ErrGap) {
-			err = fmt.Errorf("%w: %w", ErrResumeGap, err)
-		}
-		p.Expire("resume failed: " + err.Error())
-		return nil, err
+	if e.takeReleased(id) {
+		// Another node claimed the session before p was here to be
+		// released: it is that node's now.
+		p.release("session claimed by another node")
+		return nil, fmt.Errorf("ssebridge: takeover of %s: %w", id, backends.ErrMoved)
 	}
-	if err := p.unhold(); err != nil {
-		return nil, err
+	for t, after := range s.Topics {
+		if err := e.rejoin(ctx, p, t, after); err != nil {
+			// A gap, or more missed than the queue holds: not without
+			// loss.
+			if errors.Is(err, backends.ErrGap) || errors.Is(err, ErrSlowConsumer) {
+				p.Expire("resume failed: " + err.Error())
+				return nil, fmt.Errorf("%w: %w", ErrResumeGap, err)
+			}
+			// The session stays claimed by this node in the backend:
+			// the client's retry claims it again, from the same place.
+			p.release("takeover failed")
+			return nil, err
+		}
 	}
 	st := newStream(p, x)
 	st.resumed, st.last = true, cur
@@ -245,45 +262,14 @@ func (e *Engine) Takeover(ctx context.Context, x Exchange, u *Upgrade, c Codec, 
 	return st, nil
 }
 
-// replay subscribes p to its topics and queues, for each, the publications
-// after its position that this node broadcast before p joined. Live
-// publications wait in p's hold meanwhile.
-func (e *Engine) replay(ctx context.Context, p *Peer, topics map[string]backends.Position) error {
-	type span struct {
-		topic       string
-		after, upto backends.Position
-	}
-	spans := make([]span, 0, len(topics))
-	for t, after := range topics {
-		upto, err := e.join(p, t)
-		if err != nil {
-			return err
-		}
-		spans = append(spans, span{t, after, upto})
-	}
-	for _, sp := range spans {
-		var perr error
-		err := e.node.Replay(ctx, sp.topic, sp.after, sp.upto, func(pub backends.Publication) {
-			if perr != nil || pub.Exclude == p.id || (pub.Namespace != "" && pub.Namespace != p.ns) {
-				return
-			}
-			frame := encodeFrame(func(dst []byte) []byte { return p.codec.AppendPublication(dst, pub.Topic, pub.Data) })
-			p.mu.Lock()
-			if p.state != stateOpen {
-				p.mu.Unlock()
-				perr = ErrClosed
-				return
-			}
-			perr = p.appendLocked(frame, 0)
-		})
-		if err == nil {
-			err = perr
-		}
-		if err != nil {
-			return fmt.Errorf("ssebridge: replay %q: %w", sp.topic, err)
-		}
-	}
-	return nil
+// takeReleased reports, and forgets, whether a release for id arrived while
+// this node had no peer with that id.
+func (e *Engine) takeReleased(id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.released[id]
+	delete(e.released, id)
+	return ok
 }
 
 // Peer returns the open peer with the given id on this node.
@@ -372,7 +358,8 @@ func (e *Engine) Upstream(ctx context.Context, id string, data []byte) error {
 	return e.node.Route(ctx, id, data)
 }
 
-// Exists reports whether peer id is open here or on another live node.
+// Exists reports whether peer id is open here, or the backend holds its
+// session (owned by another node, alive or not: a client may resume it).
 func (e *Engine) Exists(ctx context.Context, id string) (bool, error) {
 	if _, ok := e.Peer(id); ok {
 		return true, nil
@@ -401,9 +388,19 @@ func (e *Engine) Owns(ctx context.Context, p *Peer) bool {
 }
 
 // Release implements backends.Receiver: another node claimed a session, so
-// its peer here is dropped without ending it.
+// its peer here is dropped without ending it. A release for a peer this
+// node does not hold (yet) is remembered briefly, for a takeover under way.
 func (e *Engine) Release(session string) {
-	if p, ok := e.Peer(session); ok {
+	e.mu.Lock()
+	p, ok := e.peers[session]
+	if !ok {
+		if len(e.released) >= maxTombs {
+			clear(e.released)
+		}
+		e.released[session] = struct{}{}
+	}
+	e.mu.Unlock()
+	if ok {
 		go p.release("session claimed by another node")
 	}
 }
@@ -527,7 +524,13 @@ wait:
 		select {
 		case <-ctx.Done():
 			err = fmt.Errorf("ssebridge: shutdown: %d peers still closing: %w", n, ctx.Err())
-			for p := range e.Peers() {
+			e.mu.RLock()
+			left := make([]*Peer, 0, len(e.peers))
+			for _, p := range e.peers {
+				left = append(left, p) // closing ones too, unlike Peers
+			}
+			e.mu.RUnlock()
+			for _, p := range left {
 				p.finalize()
 			}
 			break wait

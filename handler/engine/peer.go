@@ -36,10 +36,7 @@ type Peer struct {
 	mu        sync.Mutex
 	state     peerState
 	log       frameLog
-	mark      uint64     // the highest backend mark queued to the peer
-	holding   bool       // a resume is replaying: live frames wait in held
-	held      []logEntry // live frames that arrived during the replay
-	heldCost  int
+	mark      uint64 // the highest backend mark queued to the peer
 	stream    *Stream // the stream being written, nil while detached
 	graceGen  uint64
 	grace     *time.Timer
@@ -223,16 +220,6 @@ func (p *Peer) push(frame []byte, mark uint64) error {
 		p.mu.Unlock()
 		return ErrClosed
 	}
-	if p.holding {
-		p.held = append(p.held, logEntry{frame, mark})
-		p.heldCost += cost(frame)
-		if p.heldCost <= p.e.cfg.QueueSize {
-			p.mu.Unlock()
-			return nil
-		}
-		p.held, p.heldCost = nil, 0
-		return p.overflowLocked()
-	}
 	return p.appendLocked(frame, mark)
 }
 
@@ -265,26 +252,6 @@ func (p *Peer) overflowLocked() error {
 		go p.finalize()
 	}
 	return ErrSlowConsumer
-}
-
-// unhold ends a replay: the live frames that arrived meanwhile follow the
-// replayed ones.
-func (p *Peer) unhold() error {
-	p.mu.Lock()
-	held := p.held
-	p.holding, p.held, p.heldCost = false, nil, 0
-	p.mu.Unlock()
-	for _, f := range held {
-		p.mu.Lock()
-		if p.state != stateOpen {
-			p.mu.Unlock()
-			return ErrClosed
-		}
-		if err := p.appendLocked(f.frame, f.mark); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // finalize closes the peer for good: it releases the log, stops the stream

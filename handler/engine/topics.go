@@ -47,12 +47,68 @@ func (e *Engine) subscribe(p *Peer, topic string) error {
 	return nil
 }
 
-// join adds p to topic's local subscribers for a takeover and returns the
-// position of the last publication broadcast here before p joined: p gets
-// those after it.
-func (e *Engine) join(p *Peer, topic string) (backends.Position, error) {
-	from, _, err := e.addSub(p, topic, false)
-	return from, err
+// rejoin adds a peer taken over (Takeover) to topic: the backend replays
+// to it the publications after its position that this node already
+// broadcast, then p joins the topic's local subscribers, with no broadcast
+// in between.
+func (e *Engine) rejoin(ctx context.Context, p *Peer, topic string, after backends.Position) error {
+	e.subMu.Lock()
+	defer e.subMu.Unlock()
+	p.mu.Lock()
+	if p.state != stateOpen {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	if p.topics == nil {
+		p.topics = make(map[string]struct{})
+	}
+	p.topics[topic] = struct{}{}
+	p.mu.Unlock()
+	var perr error
+	replay := func(pub backends.Publication) {
+		if perr != nil || pub.Exclude == p.id || (pub.Namespace != "" && pub.Namespace != p.ns) {
+			return
+		}
+		frame := encodeFrame(func(dst []byte) []byte { return p.codec.AppendPublication(dst, pub.Topic, pub.Data) })
+		if err := p.push(frame, pub.Mark); !errors.Is(err, ErrTooLarge) {
+			perr = err // a frame too large for any queue is skipped, as live
+		}
+	}
+	joined := func(last backends.Position) {
+		e.topicsMu.Lock()
+		defer e.topicsMu.Unlock()
+		ts := e.topics[topic]
+		if ts == nil {
+			ts = &topicSubs{byNS: make(map[string]map[*Peer]struct{})}
+			e.topics[topic] = ts
+		}
+		set := ts.byNS[p.ns]
+		if set == nil {
+			set = make(map[*Peer]struct{})
+			ts.byNS[p.ns] = set
+		}
+		set[p] = struct{}{}
+		ts.count++
+		ts.last, ts.known = last, true
+	}
+	err := e.node.Join(ctx, p.id, topic, after, replay, joined)
+	if err == nil {
+		err = perr
+	}
+	if err != nil {
+		p.mu.Lock()
+		delete(p.topics, topic)
+		p.mu.Unlock()
+		e.topicsMu.Lock()
+		e.dropLocked(topic, p)
+		_, still := e.topics[topic]
+		e.topicsMu.Unlock()
+		if !still { // Join may have subscribed the node for p alone
+			_ = e.node.Unsubscribe(context.Background(), topic)
+		}
+		return fmt.Errorf("ssebridge: rejoin %q: %w", topic, err)
+	}
+	return nil
 }
 
 // addSub adds topic to p's topics (within MaxTopics if limit) and p to the
