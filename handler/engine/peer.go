@@ -36,7 +36,7 @@ type Peer struct {
 	mu        sync.Mutex
 	state     peerState
 	log       frameLog
-	mark      uint64 // the highest backend mark queued to the peer
+	mark      uint64  // the highest backend mark queued to the peer
 	stream    *Stream // the stream being written, nil while detached
 	graceGen  uint64
 	grace     *time.Timer
