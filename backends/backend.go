@@ -135,7 +135,9 @@ type Node interface {
 
 	// Route delivers an upstream message to the node that owns the session,
 	// which hands it to its Receiver's Deliver. Messages routed for one
-	// session from one goroutine arrive in the order they were routed.
+	// session from one goroutine arrive in the order they were routed
+	// (except around a claim: a message that reached the old owner after
+	// the claim is forwarded, and may arrive after later ones).
 	// Route returns an error wrapping ErrUnknownSession, at once, when no
 	// live node owns the session; it never queues a message for nobody. It
 	// returns once the message is with the owner (for Redis: in its inbox),

@@ -39,6 +39,10 @@
 //     that instance is up). Send is at most once across instances: use a
 //     topic (one per user, say) for what must survive an instance.
 //
+// A peer the server closed while its client was away is remembered by the
+// instance that closed it (its tombstone): a reconnection there gets the
+// close event; one that lands on another instance gets a new peer.
+//
 // On Shutdown with the Redis backend, peers are handed off: streams end
 // without a close event, sessions stay in Redis, and clients resume them on
 // other instances (no Close hook runs on the instance that shut down).
