@@ -86,7 +86,7 @@ func (n *node) Claim(ctx context.Context, session string, c backends.Cursor) (ba
 		}
 		pos := r.topics
 		if c.Seq > r.base && c.Mark > 0 {
-			if pos, err = n.advance(ctx, r, c.Mark); err != nil {
+			if pos, err = n.advance(ctx, session, r, c.Mark); err != nil {
 				return backends.Session{}, fmt.Errorf("redis backend: claim %s: %w", session, err)
 			}
 		}
@@ -124,12 +124,13 @@ func (n *node) Claim(ctx context.Context, session string, c backends.Cursor) (ba
 	return backends.Session{}, fmt.Errorf("redis backend: claim %s: the record kept changing: %w", session, backends.ErrUnavailable)
 }
 
-// advance computes the positions of a claim with a cursor past the
-// record's base and mark M > 0, from the old owner's mark log and cur:
-// for each topic, just before the first publication after mark M, or the
-// owner's last position of the topic if it broadcast none after M; never
-// before the record's position.
-func (n *node) advance(ctx context.Context, r record, mark uint64) (map[string]streamID, error) {
+// advance computes the positions of a claim of session with a cursor past
+// the record's base and mark M > 0, from the old owner's mark log and cur:
+// for each topic, just before the first publication after mark M that the
+// owner broadcast or replayed to this session (Join), or the owner's last
+// position of the topic if there is none; never before the record's
+// position.
+func (n *node) advance(ctx context.Context, session string, r record, mark uint64) (map[string]streamID, error) {
 	topics := make([]string, 0, len(r.topics))
 	for t := range r.topics {
 		topics = append(topics, t)
@@ -139,17 +140,21 @@ func (n *node) advance(ctx context.Context, r record, mark uint64) (map[string]s
 	if mark == math.MaxUint64 {
 		bound = streamID{mark, 1}
 	}
-	args := make([]any, 0, 3+len(topics))
-	args = append(args, strconv.FormatUint(mark, 10), bound.String(), "("+streamID{mark, 1}.String())
+	args := make([]any, 0, 4+len(topics))
+	args = append(args, strconv.FormatUint(mark, 10), bound.String(), "("+streamID{mark, 1}.String(), session)
 	for _, t := range topics {
 		args = append(args, t)
 	}
 	res, err := scriptClaimScan.Run(ctx, n.b.client,
-		[]string{n.b.nodeKey(r.owner, "log"), n.b.nodeKey(r.owner, "cur")}, args...).Slice()
+		[]string{n.b.nodeKey(r.owner, "log"), n.b.nodeKey(r.owner, "cur"), n.b.nodeKey(r.owner, "top")}, args...).Slice()
 	if err != nil {
 		return nil, wrap("read the marks of node "+r.owner, err)
 	}
-	if ok, _ := res[0].(int64); ok != 1 {
+	switch ok, _ := res[0].(int64); ok {
+	case 1:
+	case -1:
+		return nil, fmt.Errorf("mark %d is past the last mark of node %s: %w", mark, r.owner, backends.ErrGap)
+	default:
 		return nil, fmt.Errorf("the mark log of node %s no longer holds every mark after %d: %w", r.owner, mark, backends.ErrGap)
 	}
 	if len(res) != 1+2*len(topics) {

@@ -119,8 +119,6 @@ func TestClaimBranches(t *testing.T) {
 		// M = 5: everything; no mark after M for any topic: A's last
 		// position (cur), never before the record (z).
 		{"Mark5", backends.Cursor{Seq: 9, Mark: 5}, map[string]string{"x": "", "y": "", "z": "", "w": ""}},
-		// A mark A never assigned: nothing after it either.
-		{"MarkAhead", backends.Cursor{Seq: 9, Mark: 1000}, map[string]string{"x": "", "y": "", "z": "", "w": ""}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -169,7 +167,7 @@ func TestClaimBranches(t *testing.T) {
 }
 
 // TestClaimGaps: a mark log that no longer holds every mark after M, or
-// none at all, is a gap.
+// none at all, and a mark past the log's last, are gaps.
 func TestClaimGaps(t *testing.T) {
 	t.Parallel()
 	s, c := startServer(t)
@@ -194,7 +192,13 @@ func TestClaimGaps(t *testing.T) {
 	if _, err := o.Claim(bg, "s1", backends.Cursor{Seq: 5, Mark: 1}); !errors.Is(err, backends.ErrGap) {
 		t.Fatalf("Claim with a trimmed mark = %v, want ErrGap", err)
 	}
-	// A recent mark is still covered; the refused claim changed nothing.
+	// A mark past A's last one: A never gave it.
+	for _, m := range []uint64{total + 1, 1 << 63} {
+		if _, err := o.Claim(bg, "s1", backends.Cursor{Seq: 5, Mark: m}); !errors.Is(err, backends.ErrGap) {
+			t.Fatalf("Claim with mark %d, past the last (%d) = %v, want ErrGap", m, total, err)
+		}
+	}
+	// A recent mark is still covered; the refused claims changed nothing.
 	if owner, _ := o.Owner(bg, "s1"); owner != a.ID() {
 		t.Fatalf("a refused claim moved the session to %s", owner)
 	}

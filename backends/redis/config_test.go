@@ -130,7 +130,7 @@ func TestNewValidates(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{Client: c, Prefix: "ssebridge", NodeTTL: 15 * time.Second, SessionTTL: 2 * time.Minute,
-		HistoryLength: 1000, HistoryAge: 5 * time.Minute, MarkLogLength: 100000, InboxLength: 10000,
+		HistoryLength: 1000, HistoryAge: 5 * time.Minute, MarkLogLength: 20000, InboxLength: 10000,
 		TopicBuckets: 16, BlockTimeout: 2 * time.Second, Logger: quiet}
 	if b.cfg != want {
 		t.Fatalf("defaults: %+v", b.cfg)

@@ -21,9 +21,10 @@ func (n *node) kill() {
 	n.b.detach(n)
 }
 
-// TestNodeDeath: a node whose heartbeat stops is dead for Owner and Route
-// within NodeTTL; its sessions can be claimed meanwhile; its session
-// records expire after SessionTTL; and every key of the prefix goes.
+// TestNodeDeath: a node whose heartbeat stops is dead for Route within
+// NodeTTL, while Owner still names it; its sessions can be claimed
+// meanwhile; its session records expire after SessionTTL; and every key of
+// the prefix goes.
 func TestNodeDeath(t *testing.T) {
 	t.Parallel()
 	s, c := startServer(t)
@@ -54,12 +55,15 @@ func TestNodeDeath(t *testing.T) {
 
 	a.kill()
 	died := time.Now()
-	eventually(t, cfg.NodeTTL+500*time.Millisecond, "Owner reports the dead owner", func() bool {
-		_, err := o.Owner(bg, "s1")
-		return errors.Is(err, backends.ErrUnknownSession)
+	eventually(t, cfg.NodeTTL+500*time.Millisecond, "the dead node's alive key expired", func() bool {
+		return c.Exists(bg, a.alive).Val() == 0
 	})
 	if err := o.Route(bg, "s1", []byte("x")); !errors.Is(err, backends.ErrUnknownSession) {
 		t.Fatalf("Route to a dead node's session = %v, want ErrUnknownSession", err)
+	}
+	// Owner names the dead owner: the session can still be claimed.
+	if owner, err := o.Owner(bg, "s1"); err != nil || owner != a.ID() {
+		t.Fatalf("Owner of a dead node's session = %q, %v; want %q", owner, err, a.ID())
 	}
 	t.Logf("dead after %v (NodeTTL %v)", time.Since(died), cfg.NodeTTL)
 	// The refused routes wrote nothing to the dead node's inbox (which

@@ -14,11 +14,11 @@ import (
 const refreshBatch = 512
 
 // beat runs the heartbeat script: alive is set, the inbox created if it is
-// missing, the TTLs of inbox, log and cur refreshed. It reports whether the
+// missing, the TTLs of inbox, log, cur and top refreshed. It reports whether the
 // inbox had to be created.
 func (n *node) beat(ctx context.Context) (bool, error) {
 	created, err := scriptHeartbeat.Run(ctx, n.b.client,
-		[]string{n.alive, n.inbox, n.log, n.cur},
+		[]string{n.alive, n.inbox, n.log, n.cur, n.top},
 		ms(n.b.cfg.NodeTTL), ms(n.b.keyTTL())).Int64()
 	return created == 1, err
 }
@@ -96,8 +96,12 @@ func (n *node) refreshTopics(ctx context.Context) error {
 	return nil
 }
 
-// refreshSessions extends the TTL of every mirrored session record and
-// re-creates the records that are missing.
+// refreshSessions extends the TTL of every mirrored session record that
+// still names this node as owner (refresh.lua, one call per record, a
+// pipeline per batch), re-creates the records that are missing, and
+// releases the sessions whose record names another node: their release
+// notice was lost (the node's inbox was lost, or the notice could not be
+// sent), which this heals within NodeTTL/3.
 func (n *node) refreshSessions(ctx context.Context) error {
 	n.smu.Lock()
 	ids := make([]string, 0, len(n.sessions))
@@ -105,23 +109,37 @@ func (n *node) refreshSessions(ctx context.Context) error {
 		ids = append(ids, id)
 	}
 	n.smu.Unlock()
-	ttl := n.b.cfg.SessionTTL
+	ttl := ms(n.b.cfg.SessionTTL)
 	var missing []string
 	for len(ids) > 0 {
 		batch := ids[:min(len(ids), refreshBatch)]
 		ids = ids[len(batch):]
-		cmds, err := n.b.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
-			for _, id := range batch {
-				p.PExpire(ctx, n.b.sessionKey(id), ttl)
-			}
-			return nil
+		res, err := n.evalBatch(ctx, scriptRefresh, "refresh", len(batch), func(i int) ([]string, []any) {
+			return []string{n.b.sessionKey(batch[i])}, []any{n.id, ttl}
 		})
 		if err != nil {
 			return fmt.Errorf("refresh session records: %w", err)
 		}
-		for i, c := range cmds {
-			if !c.(*goredis.BoolCmd).Val() {
+		for i, r := range res {
+			st, _ := r.([]any)
+			code := int64(1)
+			if len(st) > 0 {
+				code, _ = st[0].(int64)
+			}
+			switch code {
+			case 0:
 				missing = append(missing, batch[i])
+			case -1:
+				var v int64
+				if len(st) > 1 {
+					v, _ = strconv.ParseInt(str(st[1]), 10, 64)
+				}
+				// v 0 would drop the session whatever the mirror's
+				// version: a record without one is malformed anyway.
+				if _, dropped := n.drop(batch[i], max(v, 1)); dropped && !n.closed.Load() {
+					n.logInfo("redis backend: released a session claimed by another node whose release notice was lost", slog.String("session", batch[i]))
+					n.recv.Release(batch[i])
+				}
 			}
 		}
 	}
@@ -129,6 +147,53 @@ func (n *node) refreshSessions(ctx context.Context) error {
 		return nil
 	}
 	return n.recreate(ctx, missing)
+}
+
+// evalBatch runs script count times in one pipeline, with the keys and
+// arguments of call i, and returns the replies. Calls the server answers
+// NOSCRIPT (it restarted, or a cluster node never saw the script) are sent
+// again with the script's source.
+func (n *node) evalBatch(ctx context.Context, script *goredis.Script, name string, count int, call func(i int) ([]string, []any)) ([]any, error) {
+	cmds, err := n.b.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i := range count {
+			keys, args := call(i)
+			p.EvalSha(ctx, script.Hash(), keys, args...)
+		}
+		return nil
+	})
+	if err != nil && !goredis.HasErrorPrefix(err, "NOSCRIPT") {
+		return nil, err
+	}
+	var retry []int
+	for i, c := range cmds {
+		if e := c.Err(); e != nil {
+			if !goredis.HasErrorPrefix(e, "NOSCRIPT") {
+				return nil, e
+			}
+			retry = append(retry, i)
+		}
+	}
+	if len(retry) > 0 {
+		src := scriptSource(name)
+		again, err := n.b.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for _, i := range retry {
+				keys, args := call(i)
+				p.Eval(ctx, src, keys, args...)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		for k, i := range retry {
+			cmds[i] = again[k]
+		}
+	}
+	out := make([]any, len(cmds))
+	for i, c := range cmds {
+		out[i] = c.(*goredis.Cmd).Val()
+	}
+	return out, nil
 }
 
 // recreate re-creates the missing records of sessions the node still

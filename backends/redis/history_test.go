@@ -135,22 +135,47 @@ func TestHistoryTrimmedByAge(t *testing.T) {
 }
 
 // TestSubscribeCreatesStream: Subscribe to a topic never published creates
-// its stream, empty, at position ""; the first publication continues it.
+// its stream, empty, at position <now>-0; the first publication continues
+// it, from that position and from "". A stream Redis lost and Subscribe
+// re-created is a gap for the positions of its old entries.
 func TestSubscribeCreatesStream(t *testing.T) {
 	t.Parallel()
 	s, c := startServer(t)
 	b := newBackend(t, testConfig(c, s.Prefix()))
 	a, ra := attachNode(t, b)
-	if p := mustSubscribe(t, a, "new"); p != "" {
-		t.Fatalf("Subscribe = %q, want \"\"", p)
+	start := mustSubscribe(t, a, "new")
+	if id, ok := parsePosition(start); !ok || id.seq != 0 || id.ms == 0 {
+		t.Fatalf("Subscribe = %q, want <now>-0", start)
 	}
 	if l, err := c.XLen(bg, b.topicKey("new")).Result(); err != nil || l != 0 {
 		t.Fatalf("XLEN = %d, %v", l, err)
 	}
+	if got, err := replayAll(a, "new", "", start); err != nil || got != nil {
+		t.Fatalf("Replay of the empty stream from \"\" = %q, %v", got, err)
+	}
 	mustPublish(t, a, "new", "first")
 	p := ra.WaitPublications(t, 1)[0]
-	if got, err := replayAll(a, "new", "", p.Position); err != nil || fmt.Sprint(got) != "[first]" {
-		t.Fatalf("Replay = %q, %v", got, err)
+	for _, from := range []backends.Position{"", start} {
+		if got, err := replayAll(a, "new", from, p.Position); err != nil || fmt.Sprint(got) != "[first]" {
+			t.Fatalf("Replay from %q = %q, %v", from, got, err)
+		}
+	}
+
+	// Redis loses the stream; another node subscribes (re-creating it),
+	// then a publication follows.
+	o, ro := attachNode(t, b)
+	time.Sleep(2 * time.Millisecond) // the new stream starts at a later ms
+	if err := c.Del(bg, b.topicKey("new")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	mustSubscribe(t, o, "new")
+	mustPublish(t, o, "new", "second")
+	p2 := ro.WaitPublications(t, 1)[0]
+	if _, err := replayAll(o, "new", p.Position, p2.Position); !errors.Is(err, backends.ErrGap) {
+		t.Fatalf("Replay from a position of the lost stream = %v, want ErrGap", err)
+	}
+	if _, err := replayAll(o, "new", start, p2.Position); !errors.Is(err, backends.ErrGap) {
+		t.Fatalf("Replay from the lost stream's start = %v, want ErrGap", err)
 	}
 }
 

@@ -27,7 +27,7 @@ type node struct {
 	recv backends.Receiver
 
 	// keys in the node's slot
-	alive, inbox, log, cur string
+	alive, inbox, log, cur, top string
 
 	ctx     context.Context // cancelled by Close
 	cancel  context.CancelFunc
@@ -122,6 +122,7 @@ func newNode(b *Backend, r backends.Receiver) *node {
 		inbox:    b.nodeKey(id, "inbox"),
 		log:      b.nodeKey(id, "log"),
 		cur:      b.nodeKey(id, "cur"),
+		top:      b.nodeKey(id, "top"),
 		ctx:      ctx,
 		cancel:   cancel,
 		hbDone:   make(chan struct{}),
@@ -175,7 +176,7 @@ func errBadSession(op, id string) error {
 }
 
 // Close detaches the node: it stops the loops, deletes alive, inbox and
-// the wake streams, and leaves the session records, the mark log and cur
+// the wake streams, and leaves the session records, the mark log, cur and top
 // to expire, so that the sessions can be claimed elsewhere. Once Close
 // returns the Receiver gets no new calls. The node is closed even if the
 // keys could not be deleted (they expire); the error then wraps
@@ -215,13 +216,15 @@ func (n *node) Close() error {
 
 // dropKeys deletes alive, inbox and the wake streams. It first adds an
 // entry to the streams a reader may be blocked on, so that the read
-// returns at once.
+// returns at once: to the inbox with NOMKSTREAM, to a wake stream with the
+// wake script, which gives it a TTL, so that no key is left without one
+// if the DEL that follows fails.
 func (n *node) dropKeys(ctx context.Context, wakes []string) error {
 	cmds, err := n.b.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		p.XAdd(ctx, &goredis.XAddArgs{Stream: n.inbox, NoMkStream: true, Values: []any{"t", "x"}})
 		p.Del(ctx, n.alive, n.inbox)
 		for _, w := range wakes {
-			p.XAdd(ctx, &goredis.XAddArgs{Stream: w, MaxLen: 1, Values: []any{"w", "1"}})
+			p.Eval(ctx, wakeSrc, []string{w}, ms(n.b.keyTTL()))
 			p.Del(ctx, w)
 		}
 		return nil
@@ -286,24 +289,14 @@ func (n *node) RemoveSession(ctx context.Context, id string) error {
 	return nil
 }
 
-// Owner returns the id of the node that owns the session, if that node is
-// alive. It implements backends.Node.
+// Owner returns the id of the node the session record names as owner,
+// whether that node is alive or not (Route refuses a dead one). It
+// implements backends.Node.
 func (n *node) Owner(ctx context.Context, id string) (string, error) {
 	if !validID(id) {
 		return "", errBadSession("owner", id)
 	}
-	owner, err := n.owner(ctx, id)
-	if err != nil {
-		return "", err
-	}
-	alive, err := n.b.client.Exists(ctx, n.b.nodeKey(owner, "alive")).Result()
-	if err != nil {
-		return "", wrap("owner of "+id, err)
-	}
-	if alive == 0 {
-		return "", fmt.Errorf("redis backend: owner of %s: node %s is gone: %w", id, owner, backends.ErrUnknownSession)
-	}
-	return owner, nil
+	return n.owner(ctx, id)
 }
 
 // owner reads the owner field of a session record. id must be valid.
@@ -425,6 +418,12 @@ func (n *node) sessionTopic(ctx context.Context, op, session, topic string, pos 
 // above v (the session was claimed back since); v 0 drops it anyway. It
 // reports whether the session is no longer mirrored.
 func (n *node) forget(session string, v int64) bool {
+	gone, _ := n.drop(session, v)
+	return gone
+}
+
+// drop is forget that also reports whether the session was mirrored.
+func (n *node) drop(session string, v int64) (gone, dropped bool) {
 	n.recoverMu.RLock()
 	defer n.recoverMu.RUnlock()
 	n.smu.Lock()
@@ -434,11 +433,12 @@ func (n *node) forget(session string, v int64) bool {
 	}
 	if m := n.sessions[session]; m != nil {
 		if v > 0 && m.v > v {
-			return false
+			return false, false
 		}
 		delete(n.sessions, session)
+		return true, true
 	}
-	return true
+	return true, false
 }
 
 // mirrored returns the number of sessions the node mirrors.

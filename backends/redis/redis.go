@@ -17,9 +17,14 @@
 //	                             d=record version); the reader trims what it
 //	                             read
 //	P:{n.<node>}:log     stream  the node's marks: id <mark>-1, t=topic,
-//	                             p=position; MAXLEN ~ MarkLogLength
+//	                             p=position, and s=session for the marks of
+//	                             publications Join replayed to a session;
+//	                             MAXLEN ~ MarkLogLength
 //	P:{n.<node>}:cur     hash    topic → position of the node's last broadcast
-//	                             publication of the topic
+//	                             publication of the topic (after a Join: its
+//	                             subscription's position then, if later)
+//	P:{n.<node>}:top     hash    topic → the highest mark the node logged for
+//	                             the topic (claims read the log no further)
 //	P:{s.<session>}      hash    session record: o=owner node, ns=namespace,
 //	                             b=base seq, v=version (incremented on every
 //	                             change), t:<topic>=position
@@ -31,20 +36,23 @@
 //	P:{t<k>}:wake:<node> stream  wakes the node's reader of bucket k (MAXLEN 1)
 //
 // No key lives forever. alive expires NodeTTL after the node's last
-// heartbeat; inbox, log and cur NodeTTL+SessionTTL after it. Session
+// heartbeat; inbox, log, cur and top NodeTTL+SessionTTL after it. Session
 // records expire SessionTTL after their owner's last refresh (every
 // NodeTTL/3). Topic streams expire HistoryAge+NodeTTL after the last
 // publication or the last heartbeat of a node subscribed to the topic, a
 // bucket's last id HistoryAge+NodeTTL after the bucket's last publication.
 // Wake streams expire NodeTTL+SessionTTL after the last Subscribe.
 // Close deletes alive, inbox and the node's wake streams; session records,
-// log and cur stay, so that the node's sessions remain resumable elsewhere
-// until their records expire.
+// log, cur and top stay, so that the node's sessions remain resumable
+// elsewhere until their records expire.
 //
 // Positions are topic stream ids, "ms-seq" (Position "" is 0-0), compared
-// numerically. They are unique across all topics: the publish script picks
-// ids itself, from Redis' clock, one increasing sequence per bucket, and a
-// sequence number congruent to the bucket's index modulo TopicBuckets.
+// numerically. The ids of publications are unique across all topics: the
+// publish script picks them itself, from Redis' clock, one increasing
+// sequence per bucket, and a sequence number congruent to the bucket's
+// index modulo TopicBuckets, never 0. An id "ms-0" is the start of a
+// stream: Subscribe creates a missing stream with last id <now>-0 and
+// returns that position.
 // Node ids are 22 characters of base64url. Session ids must be 1 to 64
 // characters of [A-Za-z0-9_-]; anything else is refused, with an error
 // wrapping backends.ErrUnknownSession, before a key is built or Redis is
@@ -52,8 +60,10 @@
 //
 // # How it works
 //
-// Route looks up the session's owner (HGET) and adds the message to the
-// owner's inbox with one script that refuses a node that is not alive
+// Owner reads the record's owner field (HGET), whether that node is alive
+// or not. Route looks up the session's owner the same way and adds the
+// message to the owner's inbox with one script that refuses a node that is
+// not alive
 // (nothing is written, no key created) and answers ErrUnavailable when the
 // inbox holds InboxLength unread messages. Each node reads its inbox with a
 // blocking XREAD and hands the messages to Deliver, one goroutine per
@@ -70,20 +80,43 @@
 // list of streams), numbers the publications with its marks, writes the
 // marks and its last positions to its log and cur in one script before it
 // broadcasts them, and calls Broadcast in mark order. Claim follows the
-// computation of package backends: it reads the old owner's log and cur in
-// one script on the owner's slot and moves the record with a
-// compare-and-set on its version; the old owner gets a release notice in
-// its inbox.
+// computation of package backends: it reads the old owner's log, cur and
+// top in one script on the owner's slot (skipping the log entries of other
+// sessions' replays, and the topics without a mark after the cursor's) and
+// moves the record with a compare-and-set on its version; the old owner
+// gets a release notice in its inbox. The heartbeat refreshes the node's
+// session records with a script that leaves a record naming another node
+// alone: the node then releases the session (Receiver.Release), which
+// heals a lost release notice within NodeTTL/3.
+//
+// Join (a session taken over) subscribes the node to the topic if needed,
+// then takes the broadcast lock, under which marks are given and Broadcast
+// is called: it reads the topic's history from the session's position up
+// to the node's subscription cursor (the position of its last broadcast of
+// the topic, or its start), with Replay's gap check, writes a new mark per
+// entry to the log, tagged s=<session>, and only then calls replay for
+// each entry in order and joined with the cursor. No Broadcast comes in
+// between, so marks stay in delivery order. A session's position can be
+// ahead of the node's cursor (the node's reader lags behind the old
+// owner's): Join then waits, up to BlockTimeout, until the node has
+// broadcast the publications in between, which would otherwise reach the
+// session a second time. If the marks cannot be written
+// Join calls neither and fails with ErrUnavailable; the marks it meant to
+// give are skipped (never reused: the write may have reached Redis), which
+// claims handle like any mark a client did not get.
 //
 // # Guarantees and limits
 //
 //   - Every node sees the publications of a topic in stream order; marks
-//     are 1, 2, 3… per node, in Broadcast order, and are in the log before
-//     Broadcast is called.
+//     increase per node in the order of the Broadcast and Join replay
+//     calls (1, 2, 3…, but for the marks a failed Join or an Unsubscribe
+//     that gave up waiting skipped), and are in the log before those calls.
 //   - Messages routed for one session from one goroutine reach Deliver in
-//     order. A message is lost only if its owner dies (or closes) before it
+//     order. A message is lost if its owner dies (or closes) before it
 //     reads it, or if it cannot be handed over (reported through the
-//     Receiver's Error).
+//     Receiver's Error); and the messages the owner has read from its inbox
+//     (which it trims at once) but not yet handed to Deliver, up to 4096
+//     messages or 32 MiB queued in memory, are lost if the node dies.
 //   - Replay reports ErrGap when an entry after the position was trimmed
 //     or the topic's stream expired. Redis 7 does not record the ids it
 //     trims (XINFO's max-deleted-entry-id stays 0-0), so every entry records
@@ -93,7 +126,10 @@
 //     expiring; a stream that had to be re-created by a publication
 //     reports a gap for every position before it. Set HistoryAge above
 //     SessionTTL (New warns otherwise), so that a session resumed after its
-//     owner died finds its topics' history.
+//     owner died finds its topics' history. A replay from Position "" (before
+//     any publication) reports no gap when the stream's entries go back to
+//     its start: a topic whose stream was lost (with Redis' data) looks new
+//     to it.
 //   - Redis failures: calls return errors wrapping backends.ErrUnavailable.
 //     Background loops report the first failure of a streak through the
 //     Receiver's Error, log the recovery at Info, and retry with backoff
@@ -152,8 +188,14 @@ type Config struct {
 	// disappears. Keep it above SessionTTL. Default 5 min.
 	HistoryAge time.Duration
 	// MarkLogLength is the number of marks kept per node (approximately).
-	// A claim with a cursor older than the log fails with ErrGap. Default
-	// 100000.
+	// A claim with a cursor older than the log fails with ErrGap: a client
+	// away for more than about this many of its node's broadcasts (all
+	// topics of the node, and the replays of Join) gets a new session
+	// instead of resuming. A claim reads the log from the cursor's mark
+	// to the first mark of each of the session's topics, in one script that
+	// holds Redis meanwhile (about 1 µs per entry): the longer the log, the
+	// longer the worst claim (a topic whose next mark is the log's last).
+	// Default 20000 (about 20 ms).
 	MarkLogLength int
 	// InboxLength is the number of unread messages in a node's inbox at
 	// which Route fails with an error wrapping ErrUnavailable (the caller
@@ -180,7 +222,7 @@ const (
 	DefaultSessionTTL    = 2 * time.Minute
 	DefaultHistoryLength = 1000
 	DefaultHistoryAge    = 5 * time.Minute
-	DefaultMarkLogLength = 100000
+	DefaultMarkLogLength = 20000
 	DefaultInboxLength   = 10000
 	DefaultTopicBuckets  = 16
 	DefaultBlockTimeout  = 2 * time.Second

@@ -39,4 +39,9 @@ var (
 	scriptWake      = loadScript("wake")
 	scriptMarks     = loadScript("marks")
 	scriptClaimScan = loadScript("claimscan")
+	scriptRefresh   = loadScript("refresh")
 )
+
+// wakeSrc is the wake script's source, for pipelines (EVAL: a pipeline
+// cannot fall back from EVALSHA).
+var wakeSrc = scriptSource("wake")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -255,14 +256,14 @@ func (n *node) broadcast(items []item) {
 	if len(kept) == 0 {
 		return
 	}
-	args := make([]any, 0, 2+3*len(kept))
-	args = append(args, n.b.cfg.MarkLogLength, ms(n.b.keyTTL()))
+	args := make([]any, 0, 4+3*len(kept))
+	args = append(args, n.b.cfg.MarkLogLength, ms(n.b.keyTTL()), "", "")
 	for i, it := range kept {
 		args = append(args, strconv.FormatUint(n.mark+uint64(i)+1, 10), it.sub.topic, it.msg.ID)
 	}
 	var bo backoff
 	for {
-		err := scriptMarks.Run(n.ctx, n.b.client, []string{n.log, n.cur}, args...).Err()
+		err := scriptMarks.Run(n.ctx, n.b.client, []string{n.log, n.cur, n.top}, args...).Err()
 		if err == nil {
 			break
 		}
@@ -332,63 +333,214 @@ func (n *node) Replay(ctx context.Context, topic string, after, until backends.P
 	if !ok1 || !ok2 {
 		return fmt.Errorf("redis backend: replay %s: invalid position %s or %s", topic, short(string(after)), short(string(until)))
 	}
+	var data []byte
+	return n.history(ctx, "replay", topic, a, u, func(m goredis.XMessage) {
+		data = append(data[:0], str(m.Values["d"])...)
+		fn(backends.Publication{
+			Topic:     topic,
+			Namespace: str(m.Values["ns"]),
+			Exclude:   str(m.Values["x"]),
+			Data:      data,
+			Position:  backends.Position(m.ID),
+		})
+	})
+}
+
+// history calls fn, in order, for the entries of topic's stream in
+// (a, u]. It returns an error wrapping ErrGap when an entry after a was
+// trimmed or the stream expired: before calling fn, unless the history is
+// trimmed while it reads it page by page (Join collects the entries before
+// it uses them).
+func (n *node) history(ctx context.Context, op, topic string, a, u streamID, fn func(m goredis.XMessage)) error {
 	if !a.less(u) {
 		return nil
 	}
 	key := n.b.topicKey(topic)
 	gap := func(why string) error {
-		return fmt.Errorf("redis backend: replay %s after %s: %s: %w", topic, a, why, backends.ErrGap)
+		return fmt.Errorf("redis backend: %s %s after %s: %s: %w", op, topic, a, why, backends.ErrGap)
 	}
 	res, err := scriptReplay.Run(ctx, n.b.client, []string{key}, exclusiveStart(a)).Slice()
 	if err != nil {
-		return wrap("replay "+topic, err)
+		return wrap(op+" "+topic, err)
 	}
 	switch st, _ := res[0].(int64); st {
 	case 0:
 		// The history of publications up to until existed and is gone.
 		return gap("the topic's history expired")
 	case 1:
-		if last, ok := parseID(str(res[1])); !ok || a.less(last) {
+		if last, ok := parseID(str(res[1])); !ok || !continues(a, last) {
 			return gap("the publications after it were trimmed")
 		}
 		return nil
 	}
 	if len(res) < 3 {
-		return fmt.Errorf("redis backend: replay %s: unexpected reply %v", topic, res)
+		return fmt.Errorf("redis backend: %s %s: unexpected reply %v", op, topic, res)
 	}
-	if pv, ok := parseID(str(res[2])); !ok || a.less(pv) {
+	if pv, ok := parseID(str(res[2])); !ok || !continues(a, pv) {
 		return gap("publications after it were trimmed")
 	}
 	prev := a
 	first := true
 	start := exclusiveStart(a)
 	end := u.String()
-	var data []byte
 	for {
 		msgs, err := n.b.client.XRangeN(ctx, key, start, end, readBatch).Result()
 		if err != nil {
-			return wrap("replay "+topic, err)
+			return wrap(op+" "+topic, err)
 		}
 		for _, m := range msgs {
 			id, ok := parseID(m.ID)
 			pv, ok2 := parseID(str(m.Values["pv"]))
-			if !ok || !ok2 || (first && prev.less(pv)) || (!first && pv != prev) {
-				return gap("the history was trimmed during the replay")
+			if !ok || !ok2 || (first && !continues(prev, pv)) || (!first && pv != prev) {
+				return gap("the history was trimmed during the read")
 			}
 			first = false
 			prev = id
-			data = append(data[:0], str(m.Values["d"])...)
-			fn(backends.Publication{
-				Topic:     topic,
-				Namespace: str(m.Values["ns"]),
-				Exclude:   str(m.Values["x"]),
-				Data:      data,
-				Position:  backends.Position(m.ID),
-			})
+			fn(m)
 		}
 		if len(msgs) < readBatch {
 			return nil
 		}
 		start = "(" + msgs[len(msgs)-1].ID
 	}
+}
+
+// joinLock takes the broadcast lock for Join and returns the node's
+// subscription cursor of topic. While the cursor is before a and the
+// topic's stream holds publications in between, which the node's reader is
+// about to broadcast (it lags, or it has just read them), it lets go of
+// the lock and waits for them: broadcast after joined, they would reach
+// the session a second time. It gives up after BlockTimeout (the reader
+// cannot read: Redis is out of reach) with an error wrapping
+// ErrUnavailable.
+func (n *node) joinLock(ctx context.Context, op, topic string, a streamID) (streamID, error) {
+	deadline := time.Now().Add(n.b.cfg.BlockTimeout)
+	wait := time.Millisecond
+	for {
+		// The lock is held for long only while Redis is out of reach (a
+		// batch's marks are being retried).
+		if !n.lockBcastFor(ctx) {
+			if err := ctx.Err(); err != nil {
+				return streamID{}, wrap(op+" "+topic, err)
+			}
+			return streamID{}, fmt.Errorf("redis backend: %s %s: the node's broadcasts are held up (Redis out of reach?): %w", op, topic, backends.ErrUnavailable)
+		}
+		if n.closed.Load() {
+			n.unlockBcast()
+			return streamID{}, n.errClosed("join")
+		}
+		n.subMu.Lock()
+		s := n.subs[topic]
+		var last streamID
+		if s != nil {
+			last = s.cursor
+		}
+		n.subMu.Unlock()
+		if s == nil {
+			n.unlockBcast()
+			return streamID{}, fmt.Errorf("redis backend: %s %s: the topic was unsubscribed meanwhile: %w", op, topic, backends.ErrClosed)
+		}
+		if !last.less(a) {
+			return last, nil
+		}
+		ahead, err := n.b.client.XRangeN(ctx, s.key, "("+last.String(), a.String(), 1).Result()
+		if err != nil {
+			n.unlockBcast()
+			return streamID{}, wrap(op+" "+topic, err)
+		}
+		if len(ahead) == 0 {
+			return last, nil // nothing in between to broadcast
+		}
+		n.unlockBcast()
+		if time.Now().After(deadline) {
+			return streamID{}, fmt.Errorf("redis backend: %s %s: the node's broadcasts of the topic stay behind %s: %w", op, topic, a, backends.ErrUnavailable)
+		}
+		if !sleep(ctx, wait) {
+			return streamID{}, wrap(op+" "+topic, ctx.Err())
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
+}
+
+// continues reports whether an entry whose predecessor (pv) is prev
+// comes right after position a, or a stream whose last id is prev holds
+// nothing after a: prev is not after a, or a is 0-0 ("before any
+// publication") and prev the start of the stream, <ms>-0 (see
+// publish.lua).
+func continues(a, prev streamID) bool {
+	return !a.less(prev) || (a.isZero() && prev.seq == 0)
+}
+
+// Join adds a session this node took over to topic's publications after
+// the position after: it subscribes the node to topic if needed, then,
+// holding the broadcast lock (see joinLock), reads the topic's history
+// from after up to the node's last broadcast position of the topic (its
+// subscription's cursor), writes a new mark for each entry to the node's
+// log, tagged with the session (and the cursor to cur, see marks.lua), and
+// only then calls replay for each entry and joined with the cursor. It
+// implements backends.Node.
+//
+// If the marks cannot be written (Redis is out of reach), Join calls
+// neither replay nor joined and returns an error wrapping ErrUnavailable.
+// The marks it meant to give are skipped, not reused: the write may have
+// reached the log although it failed (a lost reply), and a Broadcast
+// reusing a mark would find it logged with this session's tag and a
+// replayed position (marks.lua keeps a mark already in the log). Skipping
+// is safe: a skipped mark was never delivered, so no client presents it; a
+// claim of another session ignores the skipped entries (tagged with this
+// session); a claim of this session from an earlier mark finds, at worst,
+// the first skipped entry, the first publication after after, which places
+// the client at after, where it is; from a later mark it does not read
+// them.
+func (n *node) Join(ctx context.Context, session, topic string, after backends.Position, replay func(p backends.Publication), joined func(last backends.Position)) error {
+	if n.closed.Load() {
+		return n.errClosed("join")
+	}
+	if !validID(session) {
+		return errBadSession("join", session)
+	}
+	if err := checkTopic(topic); err != nil {
+		return err
+	}
+	a, ok := parsePosition(after)
+	if !ok {
+		return fmt.Errorf("redis backend: join %s: invalid position %s", topic, short(string(after)))
+	}
+	if _, err := n.Subscribe(ctx, topic); err != nil {
+		return err
+	}
+	op := "join " + session + " to"
+	last, err := n.joinLock(ctx, op, topic, a)
+	if err != nil {
+		return err
+	}
+	defer n.unlockBcast()
+	var msgs []goredis.XMessage
+	if err := n.history(ctx, op, topic, a, last, func(m goredis.XMessage) { msgs = append(msgs, m) }); err != nil {
+		return err
+	}
+	if len(msgs) > 0 {
+		args := make([]any, 0, 4+3*len(msgs))
+		args = append(args, n.b.cfg.MarkLogLength, ms(n.b.keyTTL()), session, last.String())
+		for i, m := range msgs {
+			args = append(args, strconv.FormatUint(n.mark+uint64(i)+1, 10), topic, m.ID)
+		}
+		if err := scriptMarks.Run(ctx, n.b.client, []string{n.log, n.cur, n.top}, args...).Err(); err != nil {
+			n.mark += uint64(len(msgs)) // skipped: see above
+			return wrap(op+" "+topic+": writing marks", err)
+		}
+	}
+	for _, m := range msgs {
+		n.mark++
+		replay(backends.Publication{
+			Topic:     topic,
+			Namespace: str(m.Values["ns"]),
+			Exclude:   str(m.Values["x"]),
+			Data:      []byte(str(m.Values["d"])),
+			Position:  backends.Position(m.ID),
+			Mark:      n.mark,
+		})
+	}
+	joined(last.position())
+	return nil
 }

@@ -1,7 +1,17 @@
--- Writes a node's marks to its mark log and its last position per topic,
--- before the publications are broadcast.
--- KEYS[1] log, KEYS[2] cur (the node's slot)
--- ARGV[1] MarkLogLength, ARGV[2] TTL ms, then triples mark, topic, position
+-- Writes a node's marks to its mark log and, for live broadcasts, its last
+-- position per topic, before the publications are handed over.
+-- KEYS[1] log, KEYS[2] cur, KEYS[3] top (the node's slot): top gets, per
+-- topic, the highest mark logged for it, live or replayed (claimscan reads
+-- no further).
+-- ARGV[1] MarkLogLength, ARGV[2] TTL ms, ARGV[3] session, ARGV[4] last
+-- position, then triples mark, topic, position.
+-- Live broadcasts: ARGV[3] and ARGV[4] are '', and cur gets each
+-- publication's position. Join (the marks of publications replayed to
+-- session ARGV[3], all of one topic): the log entries get s=<session>, and
+-- cur gets ARGV[4], the position the node's subscription to the topic is
+-- at (its last broadcast, or its start), never the replayed positions,
+-- which are older. The position in cur is then at least the topic's
+-- replayed positions, as it is at least every live one.
 -- Marks already in the log (a retry after an ambiguous failure) are
 -- skipped, so a retry neither fails nor writes a mark twice.
 local function after(a, b)
@@ -10,19 +20,31 @@ local function after(a, b)
   end
   return a > b
 end
-local top = nil
+local high = nil
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 if #last > 0 then
-  top = string.match(last[1][1], '^(%d+)')
+  high = string.match(last[1][1], '^(%d+)')
 end
-for i = 3, #ARGV, 3 do
+local session = ARGV[3]
+for i = 5, #ARGV, 3 do
   local m = ARGV[i]
-  if top == nil or after(m, top) then
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], m .. '-1', 't', ARGV[i + 1], 'p', ARGV[i + 2])
-    top = m
+  if high == nil or after(m, high) then
+    if session == '' then
+      redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], m .. '-1', 't', ARGV[i + 1], 'p', ARGV[i + 2])
+    else
+      redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], m .. '-1', 't', ARGV[i + 1], 'p', ARGV[i + 2], 's', session)
+    end
+    redis.call('HSET', KEYS[3], ARGV[i + 1], m)
+    high = m
   end
-  redis.call('HSET', KEYS[2], ARGV[i + 1], ARGV[i + 2])
+  if session == '' then
+    redis.call('HSET', KEYS[2], ARGV[i + 1], ARGV[i + 2])
+  end
+end
+if session ~= '' and #ARGV >= 7 then
+  redis.call('HSET', KEYS[2], ARGV[6], ARGV[4])
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
 return 1

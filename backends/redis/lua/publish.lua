@@ -17,9 +17,15 @@
 -- always survives trimming, so the last entry is the predecessor; in a
 -- stream whose entries were all trimmed (or one Subscribe created empty)
 -- it is the stream's last generated id. A stream that did not exist (it
--- expired, or Redis lost it) may have had entries before: pv is then the
--- id just before the new entry's, so that a replay from any earlier
--- position is a gap.
+-- expired, or Redis lost it) may have had entries before: pv is then
+-- <ms>-0, ms being the new entry's, so that a replay from any earlier
+-- position but 0-0 is a gap.
+--
+-- Sequence 0 is never an entry's: bucket 0 uses TopicBuckets, 2 x
+-- TopicBuckets… An id <ms>-0 is the start of a stream (the last id of a
+-- stream Subscribe created, or the pv above): Replay from position 0-0
+-- ("before any publication") then reports no gap, since nothing can tell a
+-- new topic from one whose stream was lost.
 --
 -- The age limit is measured on Redis' clock: the new id's millisecond part
 -- minus HistoryAge.
@@ -60,11 +66,15 @@ end
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local first = k
+if first == 0 then
+  first = buckets
+end
 local ms, seq
 if now > lms then
-  ms, seq = now, k
+  ms, seq = now, first
 elseif lseq >= 2 ^ 52 then
-  ms, seq = lms + 1, k
+  ms, seq = lms + 1, first
 else
   ms = lms
   seq = lseq - (lseq % buckets) + k
@@ -74,11 +84,7 @@ else
 end
 local id = string.format('%.0f-%.0f', ms, seq)
 if not pv then
-  if seq > 0 then
-    pv = string.format('%.0f-%.0f', ms, seq - 1)
-  else
-    pv = string.format('%.0f', ms - 1) .. '-18446744073709551615'
-  end
+  pv = string.format('%.0f-0', ms)
 end
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], id,
   'pv', pv, 'ns', ARGV[4], 'x', ARGV[5], 'd', ARGV[6])
