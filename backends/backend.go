@@ -176,18 +176,21 @@ type Node interface {
 	Replay(ctx context.Context, topic string, after, until Position, fn func(p Publication)) error
 
 	// Join adds a session this node took over (Claim) to the live
-	// publications of topic, continuing right after the position after.
-	// It subscribes the node to topic if needed; then, with no Broadcast in
-	// between, it gives each publication after after that the node has
-	// already broadcast a new mark of this node, logged (as Broadcast marks
-	// are, tagged with the session, so that only claims of this session
-	// consider it), and calls replay with it, in order; then it calls joined
-	// with the position of the node's last broadcast of topic, after which
-	// Broadcasts of the topic go on. replay and joined run with the backend's
-	// broadcast order held: they must return quickly and not call the Node.
-	// It returns an error wrapping ErrGap, before calling either, when the
-	// history no longer holds every publication after after.
-	Join(ctx context.Context, session, topic string, after Position, replay func(p Publication), joined func(last Position)) error
+	// publications of its topics, each continuing right after its position
+	// in topics. It subscribes the node to the topics it lacks; then, with
+	// no Broadcast in between (for any topic), for each topic in turn (in
+	// name order) it gives each publication after the session's position
+	// that the node has already broadcast a new mark of this node, logged
+	// (as Broadcast marks are, but tagged with the session, so that only
+	// claims of this session consider it), and calls replay with it, in
+	// order; then it calls joined for each topic with the position of the
+	// node's last broadcast of it, after which Broadcasts go on. So every
+	// replayed publication's mark is below every live one the session gets.
+	// replay and joined run with the backend's broadcast order held: they
+	// must return quickly and not call the Node. It returns an error
+	// wrapping ErrGap, before calling either, when the history no longer
+	// holds every publication after a topic's position.
+	Join(ctx context.Context, session string, topics map[string]Position, replay func(p Publication), joined func(topic string, last Position)) error
 
 	// Claim takes a session over for a client that reconnected to this node
 	// having got as far as c; see the package documentation for what it

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -321,27 +322,34 @@ func testClaimedRoutes(t *testing.T, b backends.Backend) {
 	}
 }
 
-// join calls Join and returns the publications replayed and the position
-// joined gave.
+// join calls Join for one topic and returns the publications replayed and
+// the position joined gave.
 func join(t *testing.T, n backends.Node, session, topic string, after backends.Position) ([]backends.Publication, backends.Position) {
 	t.Helper()
+	got, last := joinAll(t, n, session, map[string]backends.Position{topic: after})
+	return got, last[topic]
+}
+
+// joinAll calls Join and returns the publications replayed and the
+// positions joined gave.
+func joinAll(t *testing.T, n backends.Node, session string, topics map[string]backends.Position) ([]backends.Publication, map[string]backends.Position) {
+	t.Helper()
 	var got []backends.Publication
-	var last backends.Position
-	joined := false
-	err := n.Join(context.Background(), session, topic, after,
+	last := map[string]backends.Position{}
+	err := n.Join(context.Background(), session, topics,
 		func(p backends.Publication) {
-			if joined {
+			if len(last) > 0 {
 				t.Error("replay called after joined")
 			}
 			p.Data = slices.Clone(p.Data)
 			got = append(got, p)
 		},
-		func(l backends.Position) { last, joined = l, true })
+		func(topic string, l backends.Position) { last[topic] = l })
 	if err != nil {
-		t.Fatalf("Join(%s, %s, %q): %v", session, topic, after, err)
+		t.Fatalf("Join(%s, %v): %v", session, topics, err)
 	}
-	if !joined {
-		t.Fatal("Join returned without calling joined")
+	if len(last) != len(topics) {
+		t.Fatalf("Join called joined for %v, want every topic of %v", last, topics)
 	}
 	return got, last
 }
@@ -454,5 +462,55 @@ func testReplayMarksPerSession(t *testing.T, b backends.Backend) {
 	}
 	if got := replay(t, d, "t", s2.Topics["t"], x4.Position); !slices.Equal(got, []string{"x4"}) {
 		t.Fatalf("s2 missed %q, want only x4: another session's replay marks moved its position", got)
+	}
+}
+
+// testJoinAllTopics: one Join replays every topic of the session before any
+// live publication, so a client inside the replay of one topic has none of
+// the other's.
+func testJoinAllTopics(t *testing.T, b backends.Backend) {
+	a, ra := attach(t, b)
+	c, rc := attach(t, b)
+	d, _ := attach(t, b)
+	ctx := context.Background()
+	register(t, a, ra, "s1")
+	for _, topic := range []string{"t1", "t2"} {
+		if err := a.SetSessionTopic(ctx, "s1", topic, subscribe(t, a, topic)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{"t1 a1", "t2 b1", "t1 a2", "t2 b2"} {
+		topic, text, _ := strings.Cut(p, " ")
+		publish(t, c, backends.Publication{Topic: topic, Data: []byte(text)})
+	}
+	ra.WaitPublications(t, 4)
+	s, err := c.Claim(ctx, "s1", backends.Cursor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, last := joinAll(t, c, "s1", s.Topics)
+	if d := data(got); !slices.Equal(d, []string{"a1", "a2", "b1", "b2"}) {
+		t.Fatalf("Join replayed %q, want a1 a2 (t1) then b1 b2 (t2)", d)
+	}
+	for i, p := range got {
+		if p.Mark != uint64(i+1) {
+			t.Fatalf("replayed %q has mark %d, want %d", p.Data, p.Mark, i+1)
+		}
+	}
+	publish(t, a, backends.Publication{Topic: "t2", Data: []byte("b3")})
+	if live := rc.WaitPublications(t, 1)[0]; live.Mark != 5 {
+		t.Fatalf("first live publication after Join has mark %d, want 5 (after every replayed one)", live.Mark)
+	}
+	// The client got a1 and a2 (t1's replay), then dropped: t2 is where
+	// the record had it, so b1 b2 are still to come.
+	s2, err := d.Claim(ctx, "s1", backends.Cursor{Seq: 3, Mark: got[1].Mark})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := replay(t, d, "t2", s2.Topics["t2"], last["t2"]); !slices.Equal(r, []string{"b1", "b2"}) {
+		t.Fatalf("t2 after t1's replay: missed %q, want b1 b2", r)
+	}
+	if r := replay(t, d, "t1", s2.Topics["t1"], last["t1"]); r != nil {
+		t.Fatalf("t1 after its whole replay: missed %q, want nothing", r)
 	}
 }

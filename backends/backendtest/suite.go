@@ -65,6 +65,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) backends.Backend) {
 		{"JoinReplaysWithMarks", testJoin},
 		{"ClaimFromReplayMark", testClaimFromReplayMark},
 		{"ReplayMarksAreThatSessions", testReplayMarksPerSession},
+		{"JoinAllTopicsBeforeLive", testJoinAllTopics},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

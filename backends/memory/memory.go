@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -443,38 +444,53 @@ func (n *node) Replay(_ context.Context, name string, after, until backends.Posi
 	return nil
 }
 
-func (n *node) Join(ctx context.Context, session, name string, after backends.Position, replay func(backends.Publication), joined func(backends.Position)) error {
-	a, err := parsePos(after)
-	if err != nil {
-		return err
+func (n *node) Join(ctx context.Context, session string, topics map[string]backends.Position, replay func(backends.Publication), joined func(string, backends.Position)) error {
+	names := slices.Sorted(maps.Keys(topics))
+	after := make([]uint64, len(names))
+	for i, name := range names {
+		var err error
+		if after[i], err = parsePos(topics[name]); err != nil {
+			return err
+		}
+		if _, err := n.Subscribe(ctx, name); err != nil {
+			return err
+		}
 	}
-	if _, err := n.Subscribe(ctx, name); err != nil {
-		return err
-	}
+	ts := make([]*topic, len(names))
 	n.b.mu.RLock()
-	t := n.b.topics[name]
-	n.b.mu.RUnlock()
-	if t == nil {
-		return fmt.Errorf("memory: join %q: unsubscribed meanwhile: %w", name, backends.ErrClosed)
+	for i, name := range names {
+		ts[i] = n.b.topics[name]
 	}
-	t.mu.Lock() // no publication of the topic meanwhile
-	defer t.mu.Unlock()
+	n.b.mu.RUnlock()
+	for i, t := range ts {
+		if t == nil {
+			return fmt.Errorf("memory: join %q: unsubscribed meanwhile: %w", names[i], backends.ErrClosed)
+		}
+		t.mu.Lock() // in name order: no publication of these topics meanwhile
+		defer t.mu.Unlock()
+	}
 	n.bcast.Lock() // and no Broadcast at all: marks stay in delivery order
 	defer n.bcast.Unlock()
-	last := n.cur[name]
-	if a < last && a < t.deleted {
-		return fmt.Errorf("memory: join %q after %d: %w (history starts after %d)", name, a, backends.ErrGap, t.deleted)
-	}
-	for _, p := range t.history {
-		v, _ := parsePos(p.Position)
-		if v <= a || v > last {
-			continue
+	for i, t := range ts {
+		if last := n.cur[names[i]]; after[i] < last && after[i] < t.deleted {
+			return fmt.Errorf("memory: join %q after %d: %w (history starts after %d)", names[i], after[i], backends.ErrGap, t.deleted)
 		}
-		n.logMarkLocked(markEntry{topic: name, pos: v, session: session})
-		p.Mark = n.mark
-		replay(p)
 	}
-	joined(pos(last))
+	for i, t := range ts {
+		last := n.cur[names[i]]
+		for _, p := range t.history {
+			v, _ := parsePos(p.Position)
+			if v <= after[i] || v > last {
+				continue
+			}
+			n.logMarkLocked(markEntry{topic: names[i], pos: v, session: session})
+			p.Mark = n.mark
+			replay(p)
+		}
+	}
+	for _, name := range names {
+		joined(name, pos(n.cur[name]))
+	}
 	return nil
 }
 

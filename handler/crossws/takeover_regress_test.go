@@ -3,6 +3,8 @@ package crossws_test
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -111,11 +113,11 @@ type flakyNode struct {
 	b *flakyBackend
 }
 
-func (n *flakyNode) Join(ctx context.Context, session, topic string, after backends.Position, replay func(backends.Publication), joined func(backends.Position)) error {
+func (n *flakyNode) Join(ctx context.Context, session string, topics map[string]backends.Position, replay func(backends.Publication), joined func(string, backends.Position)) error {
 	if n.b.failReplays.Add(-1) >= 0 {
 		return fmt.Errorf("flaky: %w", backends.ErrUnavailable)
 	}
-	return n.Node.Join(ctx, session, topic, after, replay, joined)
+	return n.Node.Join(ctx, session, topics, replay, joined)
 }
 
 // A backend error during a takeover (Redis blips) answers "retry later" and
@@ -153,5 +155,59 @@ func TestTransientReplayFailureKeepsTheSession(t *testing.T) {
 		default:
 			t.Fatalf("retry after a transient error gave peer %q, want %q", got, id)
 		}
+	}
+}
+
+// A peer with two topics, taken over while both had publications, then
+// taken over again from inside the first topic's replay: nothing of the
+// second topic is lost, nothing is repeated.
+func TestSecondTakeoverWithTwoTopics(t *testing.T) {
+	t.Parallel()
+	b := memory.New()
+	hooks := func(r *recorder) handler.Hooks {
+		h := r.hooks()
+		h.Open = func(p *handler.Peer) {
+			for _, topic := range []string{"t1", "t2"} {
+				if err := p.Subscribe(topic); err != nil {
+					panic(err)
+				}
+			}
+			r.opens <- p
+		}
+		return h
+	}
+	nodes := []*server{
+		newServer(t, handler.Config{Backend: b, Hooks: hooks(newRecorder())}),
+		newServer(t, handler.Config{Backend: b, Hooks: hooks(newRecorder())}),
+		newServer(t, handler.Config{Backend: b, Hooks: hooks(newRecorder())}),
+	}
+	st, id := nodes[0].open()
+	st.close()
+	waitDetached(t, nodes[0], id)
+	for _, m := range []string{"t1 a1", "t2 b1", "t1 a2", "t2 b2"} {
+		topic, text, _ := strings.Cut(m, " ")
+		if err := nodes[0].h.Publish(topic, text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// On node 1: t1's replay (a1, a2) comes first; the client reads a1
+	// and drops.
+	st = nodes[1].get("Last-Event-ID", eid(id, 0))
+	st.ev.Expect(t, "crossws-id", id, eid(id, 0))
+	last := expectMessage(t, st.ev, "a1", id, 1)
+	st.close()
+	waitDetached(t, nodes[1], id)
+	if err := nodes[1].h.Publish("t2", "b3"); err != nil {
+		t.Fatal(err)
+	}
+	// On node 2: a2, then all of t2, each once.
+	st = nodes[2].get("Last-Event-ID", last)
+	st.ev.Expect(t, "crossws-id", id, last)
+	var got []string
+	for range 4 {
+		got = append(got, st.ev.Event(t).Data)
+	}
+	if want := []string{"a2", "b1", "b2", "b3"}; !slices.Equal(got, want) {
+		t.Fatalf("after the second takeover the client got %q, want %q", got, want)
 	}
 }

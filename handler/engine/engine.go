@@ -235,19 +235,16 @@ func (e *Engine) Takeover(ctx context.Context, x Exchange, u *Upgrade, c Codec, 
 		p.release("session claimed by another node")
 		return nil, fmt.Errorf("ssebridge: takeover of %s: %w", id, backends.ErrMoved)
 	}
-	for t, after := range s.Topics {
-		if err := e.rejoin(ctx, p, t, after); err != nil {
-			// A gap, or more missed than the queue holds: not without
-			// loss.
-			if errors.Is(err, backends.ErrGap) || errors.Is(err, ErrSlowConsumer) {
-				p.Expire("resume failed: " + err.Error())
-				return nil, fmt.Errorf("%w: %w", ErrResumeGap, err)
-			}
-			// The session stays claimed by this node in the backend:
-			// the client's retry claims it again, from the same place.
-			p.release("takeover failed")
-			return nil, err
+	if err := e.rejoin(ctx, p, s.Topics); err != nil {
+		// A gap, or more missed than the queue holds: not without loss.
+		if errors.Is(err, backends.ErrGap) || errors.Is(err, ErrSlowConsumer) {
+			p.Expire("resume failed: " + err.Error())
+			return nil, fmt.Errorf("%w: %w", ErrResumeGap, err)
 		}
+		// The session stays claimed by this node in the backend: the
+		// client's retry claims it again, from the same place.
+		p.release("takeover failed")
+		return nil, err
 	}
 	st := newStream(p, x)
 	st.resumed, st.last = true, cur

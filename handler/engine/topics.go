@@ -47,11 +47,14 @@ func (e *Engine) subscribe(p *Peer, topic string) error {
 	return nil
 }
 
-// rejoin adds a peer taken over (Takeover) to topic: the backend replays
-// to it the publications after its position that this node already
-// broadcast, then p joins the topic's local subscribers, with no broadcast
+// rejoin adds a peer taken over (Takeover) to its topics: the backend
+// replays to it the publications after its positions that this node already
+// broadcast, then p joins the topics' local subscribers, with no broadcast
 // in between.
-func (e *Engine) rejoin(ctx context.Context, p *Peer, topic string, after backends.Position) error {
+func (e *Engine) rejoin(ctx context.Context, p *Peer, topics map[string]backends.Position) error {
+	if len(topics) == 0 {
+		return nil
+	}
 	e.subMu.Lock()
 	defer e.subMu.Unlock()
 	p.mu.Lock()
@@ -60,9 +63,11 @@ func (e *Engine) rejoin(ctx context.Context, p *Peer, topic string, after backen
 		return ErrClosed
 	}
 	if p.topics == nil {
-		p.topics = make(map[string]struct{})
+		p.topics = make(map[string]struct{}, len(topics))
 	}
-	p.topics[topic] = struct{}{}
+	for t := range topics {
+		p.topics[t] = struct{}{}
+	}
 	p.mu.Unlock()
 	var perr error
 	replay := func(pub backends.Publication) {
@@ -74,7 +79,7 @@ func (e *Engine) rejoin(ctx context.Context, p *Peer, topic string, after backen
 			perr = err // a frame too large for any queue is skipped, as live
 		}
 	}
-	joined := func(last backends.Position) {
+	joined := func(topic string, last backends.Position) {
 		e.topicsMu.Lock()
 		defer e.topicsMu.Unlock()
 		ts := e.topics[topic]
@@ -91,22 +96,26 @@ func (e *Engine) rejoin(ctx context.Context, p *Peer, topic string, after backen
 		ts.count++
 		ts.last, ts.known = last, true
 	}
-	err := e.node.Join(ctx, p.id, topic, after, replay, joined)
+	err := e.node.Join(ctx, p.id, topics, replay, joined)
 	if err == nil {
 		err = perr
 	}
 	if err != nil {
 		p.mu.Lock()
-		delete(p.topics, topic)
-		p.mu.Unlock()
-		e.topicsMu.Lock()
-		e.dropLocked(topic, p)
-		_, still := e.topics[topic]
-		e.topicsMu.Unlock()
-		if !still { // Join may have subscribed the node for p alone
-			_ = e.node.Unsubscribe(context.Background(), topic)
+		for t := range topics {
+			delete(p.topics, t)
 		}
-		return fmt.Errorf("ssebridge: rejoin %q: %w", topic, err)
+		p.mu.Unlock()
+		for t := range topics {
+			e.topicsMu.Lock()
+			e.dropLocked(t, p)
+			_, still := e.topics[t]
+			e.topicsMu.Unlock()
+			if !still { // Join may have subscribed the node for p alone
+				_ = e.node.Unsubscribe(context.Background(), t)
+			}
+		}
+		return fmt.Errorf("ssebridge: rejoin topics: %w", err)
 	}
 	return nil
 }
