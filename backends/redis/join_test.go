@@ -19,20 +19,31 @@ import (
 // joinResult is what one Join call gave.
 type joinResult struct {
 	pubs   []backends.Publication
-	last   backends.Position
-	joined bool
-	calls  int // replay and joined calls
+	last   backends.Position            // of the topic, for a one-topic Join
+	lasts  map[string]backends.Position // joined's position per topic
+	joined bool                         // joined was called for every topic
+	calls  int                          // replay and joined calls
+	late   bool                         // replay was called after joined
 }
 
-func joinSession(n *node, session, topic string, after backends.Position) (joinResult, error) {
-	var r joinResult
-	err := n.Join(bg, session, topic, after,
+// joinTopics calls Join with topics.
+func joinTopics(n *node, session string, topics map[string]backends.Position) (joinResult, error) {
+	r := joinResult{lasts: make(map[string]backends.Position)}
+	err := n.Join(bg, session, topics,
 		func(p backends.Publication) {
 			r.calls++
+			r.late = r.late || len(r.lasts) > 0
 			p.Data = slices.Clone(p.Data)
 			r.pubs = append(r.pubs, p)
 		},
-		func(l backends.Position) { r.calls++; r.last, r.joined = l, true })
+		func(topic string, l backends.Position) { r.calls++; r.lasts[topic] = l })
+	r.joined = len(r.lasts) == len(topics)
+	return r, err
+}
+
+func joinSession(n *node, session, topic string, after backends.Position) (joinResult, error) {
+	r, err := joinTopics(n, session, map[string]backends.Position{topic: after})
+	r.last = r.lasts[topic]
 	return r, err
 }
 
@@ -42,8 +53,8 @@ func mustJoin(t *testing.T, n *node, session, topic string, after backends.Posit
 	if err != nil {
 		t.Fatalf("Join(%s, %s, %q): %v", session, topic, after, err)
 	}
-	if !r.joined {
-		t.Fatalf("Join(%s, %s) did not call joined", session, topic)
+	if !r.joined || r.late {
+		t.Fatalf("Join(%s, %s): joined called: %v, replay called after joined: %v", session, topic, r.joined, r.late)
 	}
 	return r
 }
@@ -353,16 +364,207 @@ func TestJoinWaitsForReader(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		r, err := joinSession(bn, "s1", "t", x3)
+		// With a topic before t in name order: the wait starts the whole
+		// pass over.
+		r, err := joinTopics(bn, "s1", map[string]backends.Position{"a": "", "t": x3})
+		r.last = r.lasts["t"]
 		done <- result{r, err}
 	}()
 	time.Sleep(50 * time.Millisecond)
 	bn.unlockBcast()
 	res := <-done
-	if res.err != nil || len(res.r.pubs) != 0 || res.r.last != x3 {
+	if res.err != nil || len(res.r.pubs) != 0 || res.r.last != x3 || !res.r.joined {
 		t.Fatalf("Join from x3 = %+v, %v; want nothing replayed, joined at %q", res.r, res.err, x3)
 	}
 	if got := pubData(rb.WaitPublications(t, 3)); got != "x1,x2,x3" {
 		t.Fatalf("broadcast %q", got)
+	}
+}
+
+// TestJoinTopicsTogether runs the multi-topic Join scenario on one server
+// and on a cluster.
+func TestJoinTopicsTogether(t *testing.T) {
+	t.Parallel()
+	t.Run("Server", func(t *testing.T) {
+		t.Parallel()
+		s, c := startServer(t)
+		testJoinTopicsTogether(t, c, s.Prefix())
+	})
+	t.Run("Cluster", func(t *testing.T) {
+		t.Parallel()
+		cl := redistest.StartCluster(t)
+		testJoinTopicsTogether(t, cl.Client(t), cl.Prefix())
+	})
+}
+
+// testJoinTopicsTogether: A owns s1 on t1 and t2 and dies; B, which
+// already broadcasts t2 live (for s0), takes s1 over and joins both topics
+// in one Join while publications of both keep coming. Every replayed mark
+// is below every live mark B gives afterwards, for either topic (with one
+// Join per topic, t2's live marks could fall between t1's replay and
+// t2's); the session gets each topic's history exactly once; and a client
+// that got up to the last replayed mark of t1 resumes on C with t2 at its
+// record position: nothing of t2 lost.
+func testJoinTopicsTogether(t *testing.T, c goredis.UniversalClient, prefix string) {
+	b := newBackend(t, testConfig(c, prefix))
+	a, ra := attachNode(t, b)
+	bn, rb := attachNode(t, b)
+	cn, rc := attachNode(t, b)
+	mustRegister(t, a, ra, "s1")
+	r1 := mustSubscribe(t, a, "t1")
+	r2 := mustSubscribe(t, a, "t2")
+	for topic, p := range map[string]backends.Position{"t1": r1, "t2": r2} {
+		if err := a.SetSessionTopic(bg, "s1", topic, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustRegister(t, bn, rb, "s0")
+	if err := bn.SetSessionTopic(bg, "s0", "t2", mustSubscribe(t, bn, "t2")); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		mustPublish(t, cn, "t1", fmt.Sprintf("a%d", i))
+		mustPublish(t, cn, "t2", fmt.Sprintf("b%d", i))
+	}
+	ra.WaitPublications(t, 6)
+	rb.WaitPublications(t, 3) // b1..b3 live on B: marks 1..3
+
+	// Publications of both topics keep coming while B joins s1.
+	const more = 30
+	pubDone := make(chan error, 1)
+	go func() {
+		for i := 1; i <= more; i++ {
+			for _, p := range []backends.Publication{
+				{Topic: "t1", Data: fmt.Appendf(nil, "c%d", i)},
+				{Topic: "t2", Data: fmt.Appendf(nil, "d%d", i)},
+			} {
+				if err := cn.Publish(bg, p); err != nil {
+					pubDone <- err
+					return
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+		pubDone <- nil
+	}()
+	time.Sleep(5 * time.Millisecond)
+	rb.Accept("s1")
+	sess, err := bn.Claim(bg, "s1", backends.Cursor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sess.Topics["t1"] != r1 || sess.Topics["t2"] != r2 {
+		t.Fatalf("claim at seq 0: %v, want t1 %q, t2 %q", sess.Topics, r1, r2)
+	}
+	r, err := joinTopics(bn, "s1", sess.Topics)
+	if err != nil || !r.joined || r.late {
+		t.Fatalf("Join(s1, t1+t2) = %v; joined %v, replay after joined %v", err, r.joined, r.late)
+	}
+	if err := <-pubDone; err != nil {
+		t.Fatal(err)
+	}
+
+	// The replay: t1's entries, then t2's, with consecutive marks.
+	if len(r.pubs) < 6 {
+		t.Fatalf("Join replayed %q, want at least a1..a3 and b1..b3", pubData(r.pubs))
+	}
+	n1 := 0
+	for i, p := range r.pubs {
+		if i > 0 && p.Mark != r.pubs[i-1].Mark+1 {
+			t.Fatalf("replay marks not consecutive: %+v after %+v", p, r.pubs[i-1])
+		}
+		if p.Topic == "t1" {
+			if n1 != i {
+				t.Fatalf("t1 entry %+v after t2's", p)
+			}
+			n1++
+		}
+	}
+	lo, hi := r.pubs[0].Mark, r.pubs[len(r.pubs)-1].Mark
+	if lo <= 3 {
+		t.Fatalf("replay from mark %d, want after B's live marks 1..3", lo)
+	}
+
+	// Everything published reaches B (the last of each topic).
+	full := func(topic string) []backends.Publication {
+		msgs, err := c.XRange(bg, b.topicKey(topic), "-", "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]backends.Publication, len(msgs))
+		for i, m := range msgs {
+			out[i] = backends.Publication{Topic: topic, Data: []byte(str(m.Values["d"])), Position: backends.Position(m.ID)}
+		}
+		return out
+	}
+	all1, all2 := full("t1"), full("t2")
+	if len(all1) != 3+more || len(all2) != 3+more {
+		t.Fatalf("t1 holds %d, t2 %d, want %d each", len(all1), len(all2), 3+more)
+	}
+	var bcast []backends.Publication
+	eventually(t, 10*time.Second, "B broadcasts the last of t1 and t2", func() bool {
+		_, n := rb.Counts()
+		bcast = rb.WaitPublications(t, n)
+		seen := 0
+		for _, p := range bcast {
+			if p.Position == all1[len(all1)-1].Position || p.Position == all2[len(all2)-1].Position {
+				seen++
+			}
+		}
+		return seen == 2
+	})
+
+	// No live mark within the replay; live ones at or before the joined
+	// position are below it, the later ones above it.
+	pos := func(p backends.Position) streamID {
+		id, ok := parsePosition(p)
+		if !ok {
+			t.Fatalf("position %q", p)
+		}
+		return id
+	}
+	got := map[string][]string{} // what session s1 receives, per topic
+	for _, p := range r.pubs {
+		got[p.Topic] = append(got[p.Topic], string(p.Data))
+	}
+	for _, p := range bcast {
+		last := pos(r.lasts[p.Topic])
+		if pos(p.Position).less(last) || pos(p.Position) == last {
+			if p.Mark >= lo {
+				t.Fatalf("live %+v at or before the joined %q, with a mark not below the replay's %d", p, last, lo)
+			}
+			continue
+		}
+		if p.Mark <= hi {
+			t.Fatalf("live %+v after the joined %q, with a mark not above the replay's %d", p, last, hi)
+		}
+		got[p.Topic] = append(got[p.Topic], string(p.Data))
+	}
+	for topic, all := range map[string][]backends.Publication{"t1": all1, "t2": all2} {
+		if g, w := strings.Join(got[topic], ","), pubData(all); g != w {
+			t.Fatalf("s1 gets %s: %s, want %s", topic, g, w)
+		}
+	}
+
+	// The client got up to the last replayed t1 entry (mark hold) and
+	// dropped: C places t1 after it and t2 at its record position.
+	hold := r.pubs[n1-1]
+	rc.Accept("s1")
+	s, err := cn.Claim(bg, "s1", backends.Cursor{Seq: 7, Mark: hold.Mark})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Positions are ids of the topic bucket's stream order: just before
+	// b1 need not be r2, but nothing of t2 lies in between.
+	if p := pos(s.Topics["t2"]); !p.less(pos(all2[0].Position)) || p.less(pos(r2)) {
+		t.Fatalf("claim from t1's last replay mark puts t2 at %q, want its record position %q or later before b1 %q", s.Topics["t2"], r2, all2[0].Position)
+	}
+	end1, end2 := all1[len(all1)-1].Position, all2[len(all2)-1].Position
+	if g, err := replayAll(cn, "t2", s.Topics["t2"], end2); err != nil || strings.Join(g, ",") != pubData(all2) {
+		t.Fatalf("C replays t2: %q, %v; want all of it", g, err)
+	}
+	i := slices.IndexFunc(all1, func(p backends.Publication) bool { return p.Position == hold.Position })
+	if g, err := replayAll(cn, "t1", s.Topics["t1"], end1); err != nil || strings.Join(g, ",") != pubData(all1[i+1:]) {
+		t.Fatalf("C replays t1: %q, %v; want %q", g, err, pubData(all1[i+1:]))
 	}
 }

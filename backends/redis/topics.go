@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -257,7 +259,7 @@ func (n *node) broadcast(items []item) {
 		return
 	}
 	args := make([]any, 0, 4+3*len(kept))
-	args = append(args, n.b.cfg.MarkLogLength, ms(n.b.keyTTL()), "", "")
+	args = append(args, n.b.cfg.MarkLogLength, ms(n.b.keyTTL()), "", 0)
 	for i, it := range kept {
 		args = append(args, strconv.FormatUint(n.mark+uint64(i)+1, 10), it.sub.topic, it.msg.ID)
 	}
@@ -405,63 +407,6 @@ func (n *node) history(ctx context.Context, op, topic string, a, u streamID, fn 
 	}
 }
 
-// joinLock takes the broadcast lock for Join and returns the node's
-// subscription cursor of topic. While the cursor is before a and the
-// topic's stream holds publications in between, which the node's reader is
-// about to broadcast (it lags, or it has just read them), it lets go of
-// the lock and waits for them: broadcast after joined, they would reach
-// the session a second time. It gives up after BlockTimeout (the reader
-// cannot read: Redis is out of reach) with an error wrapping
-// ErrUnavailable.
-func (n *node) joinLock(ctx context.Context, op, topic string, a streamID) (streamID, error) {
-	deadline := time.Now().Add(n.b.cfg.BlockTimeout)
-	wait := time.Millisecond
-	for {
-		// The lock is held for long only while Redis is out of reach (a
-		// batch's marks are being retried).
-		if !n.lockBcastFor(ctx) {
-			if err := ctx.Err(); err != nil {
-				return streamID{}, wrap(op+" "+topic, err)
-			}
-			return streamID{}, fmt.Errorf("redis backend: %s %s: the node's broadcasts are held up (Redis out of reach?): %w", op, topic, backends.ErrUnavailable)
-		}
-		if n.closed.Load() {
-			n.unlockBcast()
-			return streamID{}, n.errClosed("join")
-		}
-		n.subMu.Lock()
-		s := n.subs[topic]
-		var last streamID
-		if s != nil {
-			last = s.cursor
-		}
-		n.subMu.Unlock()
-		if s == nil {
-			n.unlockBcast()
-			return streamID{}, fmt.Errorf("redis backend: %s %s: the topic was unsubscribed meanwhile: %w", op, topic, backends.ErrClosed)
-		}
-		if !last.less(a) {
-			return last, nil
-		}
-		ahead, err := n.b.client.XRangeN(ctx, s.key, "("+last.String(), a.String(), 1).Result()
-		if err != nil {
-			n.unlockBcast()
-			return streamID{}, wrap(op+" "+topic, err)
-		}
-		if len(ahead) == 0 {
-			return last, nil // nothing in between to broadcast
-		}
-		n.unlockBcast()
-		if time.Now().After(deadline) {
-			return streamID{}, fmt.Errorf("redis backend: %s %s: the node's broadcasts of the topic stay behind %s: %w", op, topic, a, backends.ErrUnavailable)
-		}
-		if !sleep(ctx, wait) {
-			return streamID{}, wrap(op+" "+topic, ctx.Err())
-		}
-		wait = min(2*wait, 50*time.Millisecond)
-	}
-}
-
 // continues reports whether an entry whose predecessor (pv) is prev
 // comes right after position a, or a stream whose last id is prev holds
 // nothing after a: prev is not after a, or a is 0-0 ("before any
@@ -471,76 +416,193 @@ func continues(a, prev streamID) bool {
 	return !a.less(prev) || (a.isZero() && prev.seq == 0)
 }
 
-// Join adds a session this node took over to topic's publications after
-// the position after: it subscribes the node to topic if needed, then,
-// holding the broadcast lock (see joinLock), reads the topic's history
-// from after up to the node's last broadcast position of the topic (its
-// subscription's cursor), writes a new mark for each entry to the node's
-// log, tagged with the session (and the cursor to cur, see marks.lua), and
-// only then calls replay for each entry and joined with the cursor. It
+// joinTopic is one topic of a Join: the session's position, the node's
+// subscription cursor (last) and the entries in between.
+type joinTopic struct {
+	topic string
+	after streamID
+	last  streamID
+	msgs  []goredis.XMessage
+}
+
+// joinLock takes the broadcast lock for Join and sets each topic's last to
+// the node's subscription cursor of it. While a cursor is before the
+// session's position and the topic's stream holds publications in
+// between, which the node's reader is about to broadcast (it lags, or it
+// has just read them), it lets go of the lock, waits, and starts over with
+// every topic: broadcast after joined, they would reach the session a
+// second time, and a Broadcast must not come between two topics' replays.
+// It gives up after BlockTimeout (the reader cannot read: Redis is out of
+// reach) with an error wrapping ErrUnavailable. On success the lock is
+// held.
+func (n *node) joinLock(ctx context.Context, op string, jts []*joinTopic) error {
+	deadline := time.Now().Add(n.b.cfg.BlockTimeout)
+	wait := time.Millisecond
+	for {
+		// The lock is held for long only while Redis is out of reach (a
+		// batch's marks are being retried).
+		if !n.lockBcastFor(ctx) {
+			if err := ctx.Err(); err != nil {
+				return wrap(op, err)
+			}
+			return fmt.Errorf("redis backend: %s: the node's broadcasts are held up (Redis out of reach?): %w", op, backends.ErrUnavailable)
+		}
+		if n.closed.Load() {
+			n.unlockBcast()
+			return n.errClosed("join")
+		}
+		var behind *joinTopic
+		for _, jt := range jts {
+			n.subMu.Lock()
+			s := n.subs[jt.topic]
+			if s != nil {
+				jt.last = s.cursor
+			}
+			n.subMu.Unlock()
+			if s == nil {
+				n.unlockBcast()
+				return fmt.Errorf("redis backend: %s %s: the topic was unsubscribed meanwhile: %w", op, jt.topic, backends.ErrClosed)
+			}
+			if !jt.last.less(jt.after) {
+				continue
+			}
+			ahead, err := n.b.client.XRangeN(ctx, s.key, "("+jt.last.String(), jt.after.String(), 1).Result()
+			if err != nil {
+				n.unlockBcast()
+				return wrap(op+" "+jt.topic, err)
+			}
+			if len(ahead) > 0 {
+				behind = jt
+				break
+			}
+			// Nothing in between to broadcast.
+		}
+		if behind == nil {
+			return nil
+		}
+		n.unlockBcast()
+		if time.Now().After(deadline) {
+			return fmt.Errorf("redis backend: %s %s: the node's broadcasts of the topic stay behind %s: %w", op, behind.topic, behind.after, backends.ErrUnavailable)
+		}
+		if !sleep(ctx, wait) {
+			return wrap(op, ctx.Err())
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
+}
+
+// Join adds a session this node took over to the publications of its
+// topics, each after its position in topics: it subscribes the node to the
+// topics it lacks, then, holding the broadcast lock once for all the
+// topics (see joinLock), reads each topic's history (in name order) from
+// the session's position up to the node's last broadcast position of the
+// topic (its subscription's cursor), writes a new mark for every entry of
+// every topic to the node's log in one script, tagged with the session
+// (and each replayed topic's cursor to cur, see marks.lua), and only then
+// calls replay for each entry, topic by topic, and joined for each topic
+// with its cursor. No Broadcast comes in between, so every replayed mark
+// is below every live mark the session gets, whatever the topic. It
 // implements backends.Node.
 //
-// If the marks cannot be written (Redis is out of reach), Join calls
-// neither replay nor joined and returns an error wrapping ErrUnavailable.
-// The marks it meant to give are skipped, not reused: the write may have
+// If any topic's history no longer holds everything after the session's
+// position, Join calls neither replay nor joined and returns an error
+// wrapping ErrGap. If the marks cannot be written (Redis is out of reach),
+// it calls neither and returns an error wrapping ErrUnavailable. The marks
+// it meant to give are then skipped, not reused: the write may have
 // reached the log although it failed (a lost reply), and a Broadcast
 // reusing a mark would find it logged with this session's tag and a
 // replayed position (marks.lua keeps a mark already in the log). Skipping
 // is safe: a skipped mark was never delivered, so no client presents it; a
 // claim of another session ignores the skipped entries (tagged with this
 // session); a claim of this session from an earlier mark finds, at worst,
-// the first skipped entry, the first publication after after, which places
-// the client at after, where it is; from a later mark it does not read
-// them.
-func (n *node) Join(ctx context.Context, session, topic string, after backends.Position, replay func(p backends.Publication), joined func(last backends.Position)) error {
+// for each topic the first skipped entry of it, the first publication
+// after the session's position, which places the client there, where it
+// is; from a later mark it does not read them.
+func (n *node) Join(ctx context.Context, session string, topics map[string]backends.Position, replay func(p backends.Publication), joined func(topic string, last backends.Position)) error {
 	if n.closed.Load() {
 		return n.errClosed("join")
 	}
 	if !validID(session) {
 		return errBadSession("join", session)
 	}
-	if err := checkTopic(topic); err != nil {
-		return err
+	jts := make([]*joinTopic, 0, len(topics))
+	for topic, after := range topics {
+		if err := checkTopic(topic); err != nil {
+			return err
+		}
+		a, ok := parsePosition(after)
+		if !ok {
+			return fmt.Errorf("redis backend: join %s: invalid position %s", topic, short(string(after)))
+		}
+		jts = append(jts, &joinTopic{topic: topic, after: a})
 	}
-	a, ok := parsePosition(after)
-	if !ok {
-		return fmt.Errorf("redis backend: join %s: invalid position %s", topic, short(string(after)))
+	if len(jts) == 0 {
+		return nil
 	}
-	if _, err := n.Subscribe(ctx, topic); err != nil {
-		return err
+	slices.SortFunc(jts, func(x, y *joinTopic) int { return strings.Compare(x.topic, y.topic) })
+	for _, jt := range jts {
+		if _, err := n.Subscribe(ctx, jt.topic); err != nil {
+			return err
+		}
 	}
 	op := "join " + session + " to"
-	last, err := n.joinLock(ctx, op, topic, a)
-	if err != nil {
+	if err := n.joinLock(ctx, op, jts); err != nil {
 		return err
 	}
 	defer n.unlockBcast()
-	var msgs []goredis.XMessage
-	if err := n.history(ctx, op, topic, a, last, func(m goredis.XMessage) { msgs = append(msgs, m) }); err != nil {
-		return err
+	total, replayed := 0, 0
+	for _, jt := range jts {
+		if err := n.history(ctx, op, jt.topic, jt.after, jt.last, func(m goredis.XMessage) { jt.msgs = append(jt.msgs, m) }); err != nil {
+			return err
+		}
+		total += len(jt.msgs)
+		if len(jt.msgs) > 0 {
+			replayed++
+		}
 	}
-	if len(msgs) > 0 {
-		args := make([]any, 0, 4+3*len(msgs))
-		args = append(args, n.b.cfg.MarkLogLength, ms(n.b.keyTTL()), session, last.String())
-		for i, m := range msgs {
-			args = append(args, strconv.FormatUint(n.mark+uint64(i)+1, 10), topic, m.ID)
+	if total > 0 {
+		args := make([]any, 0, 4+2*replayed+3*total)
+		args = append(args, n.b.cfg.MarkLogLength, ms(n.b.keyTTL()), session, replayed)
+		for _, jt := range jts {
+			if len(jt.msgs) > 0 {
+				args = append(args, jt.topic, jt.last.String())
+			}
+		}
+		m := n.mark
+		for _, jt := range jts {
+			for _, msg := range jt.msgs {
+				m++
+				args = append(args, strconv.FormatUint(m, 10), jt.topic, msg.ID)
+			}
 		}
 		if err := scriptMarks.Run(ctx, n.b.client, []string{n.log, n.cur, n.top}, args...).Err(); err != nil {
-			n.mark += uint64(len(msgs)) // skipped: see above
-			return wrap(op+" "+topic+": writing marks", err)
+			n.mark += uint64(total) // skipped: see above
+			return wrap(op+" "+joinNames(jts)+": writing marks", err)
 		}
 	}
-	for _, m := range msgs {
-		n.mark++
-		replay(backends.Publication{
-			Topic:     topic,
-			Namespace: str(m.Values["ns"]),
-			Exclude:   str(m.Values["x"]),
-			Data:      []byte(str(m.Values["d"])),
-			Position:  backends.Position(m.ID),
-			Mark:      n.mark,
-		})
+	for _, jt := range jts {
+		for _, m := range jt.msgs {
+			n.mark++
+			replay(backends.Publication{
+				Topic:     jt.topic,
+				Namespace: str(m.Values["ns"]),
+				Exclude:   str(m.Values["x"]),
+				Data:      []byte(str(m.Values["d"])),
+				Position:  backends.Position(m.ID),
+				Mark:      n.mark,
+			})
+		}
 	}
-	joined(last.position())
+	for _, jt := range jts {
+		joined(jt.topic, jt.last.position())
+	}
 	return nil
+}
+
+func joinNames(jts []*joinTopic) string {
+	names := make([]string, len(jts))
+	for i, jt := range jts {
+		names[i] = jt.topic
+	}
+	return strings.Join(names, ",")
 }
