@@ -428,10 +428,18 @@ func (n *node) drop(session string, v int64) (gone, dropped bool) {
 	defer n.recoverMu.RUnlock()
 	n.smu.Lock()
 	defer n.smu.Unlock()
-	if p := n.pending[session]; p != nil && v > p.released {
+	p := n.pending[session]
+	if p != nil && v > p.released {
 		p.released = v
 	}
-	if m := n.sessions[session]; m != nil {
+	m := n.sessions[session]
+	if m == nil && p != nil {
+		// A claim of the session is under way here: adopt decides from
+		// p.released whether the notice is newer than it; telling the
+		// Receiver now would undo a claim that may stand.
+		return false, false
+	}
+	if m != nil {
 		if v > 0 && m.v > v {
 			return false, false
 		}

@@ -1,7 +1,6 @@
 package crossws
 
 import (
-	"math"
 	"strconv"
 	"strings"
 
@@ -19,6 +18,9 @@ import (
 // reconnects, which is how a reconnecting stream finds its peer and what it
 // missed. The close event carries "<peer id>.closed": a reconnection that
 // presents it is told (204) that the peer is gone for good.
+
+// maxSeq bounds the seqs accepted in a Last-Event-ID.
+const maxSeq = 1 << 63
 
 // closedMarker ends the event id of a close event.
 const closedMarker = "closed"
@@ -55,8 +57,9 @@ func parseEventID(s string) (id string, c backends.Cursor, closed, ok bool) {
 	seqText, markText, hasMark := strings.Cut(rest, ".")
 	seq, ok1 := parseDecimal(seqText)
 	mark, ok2 := parseDecimal(markText)
-	// The largest seq would leave no room after it for a resumed log.
-	if !ok1 || seq == math.MaxUint64 || hasMark && (!ok2 || mark == 0) {
+	// Seqs count frames: a seq this large was never written, and would
+	// leave no room after it for a resumed log.
+	if !ok1 || seq >= maxSeq || hasMark && (!ok2 || mark == 0) {
 		return "", c, false, false
 	}
 	return id, backends.Cursor{Seq: seq, Mark: mark}, false, true

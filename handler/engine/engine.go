@@ -227,6 +227,9 @@ func (e *Engine) Takeover(ctx context.Context, x Exchange, u *Upgrade, c Codec, 
 	}
 	p := e.newPeer(id, u, x, c, s.Namespace, cur.Seq+1)
 	if err := e.add(p); err != nil {
+		if !errors.Is(err, ErrShuttingDown) { // shutting down: others resume it
+			e.abandon(p)
+		}
 		return nil, err
 	}
 	if e.takeReleased(id) {
@@ -244,6 +247,7 @@ func (e *Engine) Takeover(ctx context.Context, x Exchange, u *Upgrade, c Codec, 
 		// The session stays claimed by this node in the backend: the
 		// client's retry claims it again, from the same place.
 		p.release("takeover failed")
+		e.abandon(p)
 		return nil, err
 	}
 	st := newStream(p, x)
@@ -257,6 +261,30 @@ func (e *Engine) Takeover(ctx context.Context, x Exchange, u *Upgrade, c Codec, 
 	p.resumes++
 	p.mu.Unlock()
 	return st, nil
+}
+
+// abandon ends, after ReconnectGrace, a session this node claimed but
+// holds no peer for (its takeover failed), unless its client resumed it
+// meanwhile, here or on another node: the record is removed and the Close
+// hook runs with CloseAbnormal, as for any client that does not come back.
+func (e *Engine) abandon(p *Peer) {
+	time.AfterFunc(max(e.cfg.ReconnectGrace, 0), func() {
+		if _, ok := e.Peer(p.id); ok {
+			return // resumed here
+		}
+		err := e.node.RemoveSession(context.Background(), p.id)
+		switch {
+		case errors.Is(err, backends.ErrMoved):
+			return // resumed on another node
+		case err != nil:
+			e.ReportError(p, fmt.Errorf("ssebridge: remove session after a failed takeover: %w", err))
+			return
+		}
+		if h := e.cfg.Hooks.Close; h != nil {
+			d := CloseDetails{Code: CloseAbnormal, Reason: "resume failed and the client did not come back"}
+			p.runHook("Close", func() { h(p, d) })
+		}
+	})
 }
 
 // takeReleased reports, and forgets, whether a release for id arrived while
