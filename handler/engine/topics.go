@@ -82,18 +82,7 @@ func (e *Engine) rejoin(ctx context.Context, p *Peer, topics map[string]backends
 	joined := func(topic string, last backends.Position) {
 		e.topicsMu.Lock()
 		defer e.topicsMu.Unlock()
-		ts := e.topics[topic]
-		if ts == nil {
-			ts = &topicSubs{byNS: make(map[string]map[*Peer]struct{})}
-			e.topics[topic] = ts
-		}
-		set := ts.byNS[p.ns]
-		if set == nil {
-			set = make(map[*Peer]struct{})
-			ts.byNS[p.ns] = set
-		}
-		set[p] = struct{}{}
-		ts.count++
+		ts := e.addLocked(topic, p)
 		ts.last, ts.known = last, true
 	}
 	err := e.node.Join(ctx, p.id, topics, replay, joined)
@@ -148,18 +137,7 @@ func (e *Engine) addSub(p *Peer, topic string, limit bool) (from backends.Positi
 	p.mu.Unlock()
 
 	e.topicsMu.Lock()
-	ts := e.topics[topic]
-	if ts == nil {
-		ts = &topicSubs{byNS: make(map[string]map[*Peer]struct{})}
-		e.topics[topic] = ts
-	}
-	set := ts.byNS[p.ns]
-	if set == nil {
-		set = make(map[*Peer]struct{})
-		ts.byNS[p.ns] = set
-	}
-	set[p] = struct{}{}
-	ts.count++
+	ts := e.addLocked(topic, p)
 	from, known := ts.last, ts.known
 	e.topicsMu.Unlock()
 	if known {
@@ -231,6 +209,24 @@ func (e *Engine) leaveAll(p *Peer, topics map[string]struct{}) {
 			e.ReportError(p, err)
 		}
 	}
+}
+
+// addLocked adds p to topic's local subscribers and returns them; e.topicsMu
+// is held.
+func (e *Engine) addLocked(topic string, p *Peer) *topicSubs {
+	ts := e.topics[topic]
+	if ts == nil {
+		ts = &topicSubs{byNS: make(map[string]map[*Peer]struct{})}
+		e.topics[topic] = ts
+	}
+	set := ts.byNS[p.ns]
+	if set == nil {
+		set = make(map[*Peer]struct{})
+		ts.byNS[p.ns] = set
+	}
+	set[p] = struct{}{}
+	ts.count++
+	return ts
 }
 
 // dropLocked removes p from topic and reports whether the topic has no
