@@ -15,7 +15,7 @@
 // Every text message a peer sends is delivered to every connected peer, the
 // sender included, as JSON {"type":"message","from":…,"id":…,"text":…};
 // whenever someone joins or leaves, everyone gets
-// {"type":"presence","node":…,"every":10,"peers":[{"id":…,"name":…}]} listing
+// {"type":"presence","node":…,"every":2,"peers":[{"id":…,"name":…}]} listing
 // the members connected to one instance (the page merges the instances'
 // lists). A joining peer first gets
 // {"type":"welcome","id":…,"name":…} with its own member id. Member ids are

@@ -24,9 +24,12 @@ const maxNameRunes = 32
 // so a peer resumed on another instance gets the same name.
 var nameKey = handler.NewKey[string]("name")
 
-// presenceEvery is how often each instance re-announces its members, so that
-// pages drop the lists of instances that are gone.
-const presenceEvery = 10 * time.Second
+// presenceEvery is how often each instance re-announces its members: a page
+// that joins through one instance learns of the members of the others
+// within this time, and pages drop the lists of instances that are gone.
+// (Presence kept in the backend, which would make this immediate, comes with
+// the Centrifugo protocol.)
+const presenceEvery = 2 * time.Second
 
 // chatMessage is what every peer receives when someone writes.
 type chatMessage struct {
