@@ -116,65 +116,89 @@ func TestChromiumChat(t *testing.T) {
 	ctx := testContext(t)
 	requireChromium(t)
 	base := startChat(t, ctx)
+	chatTwoPages(t, ctx, [2]chatter{
+		{name: "alice", base: base, say: "héllo from alice ✓"},
+		{name: "bob", base: base, say: "bob's reply <b>not bold</b>"},
+	})
+}
+
+// chatter is one page of chatTwoPages: its member name, the chat instance
+// it opens, and what it writes.
+type chatter struct{ name, base, say string }
+
+// chatTwoPages opens each chatter's page in its own browser context of one
+// headless Chromium, joins, waits until both pages list both members (each
+// marking itself, with the same member ids), then lets the first and then
+// the second write, and checks that both pages show both messages in that
+// order with the right senders, still connected.
+func chatTwoPages(t *testing.T, ctx context.Context, who [2]chatter) {
+	t.Helper()
+	start := time.Now()
 	browser := startBrowser(t, ctx)
-	pages := map[string]context.Context{"alice": newPage(t, browser), "bob": newPage(t, browser)}
-	if a, b := chromedp.FromContext(pages["alice"]).BrowserContextID, chromedp.FromContext(pages["bob"]).BrowserContextID; a == "" || a == b {
+	pages := map[string]context.Context{}
+	for _, c := range who {
+		pages[c.name] = newPage(t, browser)
+	}
+	if a, b := chromedp.FromContext(pages[who[0].name]).BrowserContextID, chromedp.FromContext(pages[who[1].name]).BrowserContextID; a == "" || a == b {
 		t.Fatalf("browser contexts %q and %q: want two distinct ones", a, b)
 	}
-
-	for _, name := range []string{"alice", "bob"} {
-		err := chromedp.Do(pages[name],
-			chromedp.Navigate(base+"/"),
-			chromedp.SendKeys(chromedp.ID("name"), name),
+	for _, c := range who {
+		err := chromedp.Do(pages[c.name],
+			chromedp.Navigate(c.base+"/"),
+			chromedp.SendKeys(chromedp.ID("name"), c.name),
 			chromedp.Click(chromedp.ID("connect")),
 			chromedp.WaitReady(chromedp.CSS(`#status[data-state="open"]`)),
 			chromedp.WaitEnabled(chromedp.ID("send")), // enabled on crossws-id
 		)
 		if err != nil {
-			t.Fatalf("%s: join: %v", name, err)
+			t.Fatalf("%s: join on %s: %v", c.name, c.base, err)
 		}
 	}
+	joined := time.Now()
+	t.Logf("both pages joined %v after the browser started", joined.Sub(start).Round(time.Millisecond))
 
 	// Both pages list both members, each marking itself: two peers, so two
 	// separate EventSource streams.
 	const listPeers = `[...document.querySelectorAll("#peers li")].map(li => ({id: li.dataset.id, text: li.textContent}))`
-	wantText := map[string][]string{"alice": {"alice (you)", "bob"}, "bob": {"alice", "bob (you)"}}
+	a, b := who[0].name, who[1].name
+	wantText := map[string][]string{a: {a + " (you)", b}, b: {a, b + " (you)"}}
 	ids := map[string][]string{}
-	for _, name := range []string{"alice", "bob"} {
-		if err := poll(pages[name], `document.querySelectorAll("#peers li").length === 2`); err != nil {
-			t.Fatalf("%s: waiting for two members: %v", name, err)
+	for _, c := range who {
+		if err := poll(pages[c.name], `document.querySelectorAll("#peers li").length === 2`); err != nil {
+			shown, _ := chromedp.Run(pages[c.name], chromedp.Evaluate[[]peerEntry](listPeers))
+			t.Fatalf("%s: waiting for two members, %v after both joined: %v; #peers: %+v", c.name, time.Since(joined).Round(time.Millisecond), err, shown)
 		}
-		peers, err := chromedp.Run(pages[name], chromedp.Evaluate[[]peerEntry](listPeers))
+		t.Logf("%s's page lists two members %v after both joined", c.name, time.Since(joined).Round(time.Millisecond))
+		peers, err := chromedp.Run(pages[c.name], chromedp.Evaluate[[]peerEntry](listPeers))
 		if err != nil {
 			t.Fatal(err)
 		}
 		var text []string
 		for _, p := range peers {
 			text = append(text, p.Text)
-			ids[name] = append(ids[name], p.ID)
+			ids[c.name] = append(ids[c.name], p.ID)
 		}
-		if !slices.Equal(text, wantText[name]) {
-			t.Errorf("%s's member list %q, want %q", name, text, wantText[name])
+		if !slices.Equal(text, wantText[c.name]) {
+			t.Errorf("%s's member list %q, want %q", c.name, text, wantText[c.name])
 		}
 	}
-	if !slices.Equal(ids["alice"], ids["bob"]) || len(ids["alice"]) != 2 || ids["alice"][0] == ids["alice"][1] {
-		t.Errorf("member ids: alice's page %q, bob's page %q: want the same two distinct ids", ids["alice"], ids["bob"])
+	if !slices.Equal(ids[a], ids[b]) || len(ids[a]) != 2 || ids[a][0] == ids[a][1] {
+		t.Errorf("member ids: %s's page %q, %s's page %q: want the same two distinct ids", a, ids[a], b, ids[b])
 	}
 
-	// alice writes first; bob answers once alice's message is on both pages,
-	// so that both pages must show the same order.
-	say := map[string]string{"alice": "héllo from alice ✓", "bob": "bob's reply <b>not bold</b>"}
-	want := []chatLine{{From: "alice", Text: say["alice"]}, {From: "bob", Text: say["bob"]}}
-	for i, name := range []string{"alice", "bob"} {
-		if err := chromedp.Do(pages[name],
-			chromedp.SendKeys(chromedp.ID("text"), say[name]),
+	// The first writes; the second answers once that message is on both
+	// pages, so that both pages must show the same order.
+	want := []chatLine{{From: a, Text: who[0].say}, {From: b, Text: who[1].say}}
+	for i, c := range who {
+		if err := chromedp.Do(pages[c.name],
+			chromedp.SendKeys(chromedp.ID("text"), c.say),
 			chromedp.Click(chromedp.ID("send")),
 		); err != nil {
-			t.Fatalf("%s: send: %v", name, err)
+			t.Fatalf("%s: send: %v", c.name, err)
 		}
-		for _, page := range pages {
+		for on, page := range pages {
 			if err := poll(page, `document.querySelectorAll("#messages li").length >= `+strconv.Itoa(i+1)); err != nil {
-				t.Fatalf("waiting for %s's message: %v", name, err)
+				t.Fatalf("%s's page: waiting for %s's message: %v", on, c.name, err)
 			}
 		}
 	}
@@ -182,21 +206,21 @@ func TestChromiumChat(t *testing.T) {
 		from: li.querySelector(".from").textContent,
 		text: li.querySelector(".text").textContent,
 		self: li.classList.contains("self")}))`
-	for _, name := range []string{"alice", "bob"} {
-		lines, err := chromedp.Run(pages[name], chromedp.Evaluate[[]chatLine](listMessages))
+	for _, c := range who {
+		lines, err := chromedp.Run(pages[c.name], chromedp.Evaluate[[]chatLine](listMessages))
 		if err != nil {
 			t.Fatal(err)
 		}
 		w := slices.Clone(want)
 		for i := range w {
-			w[i].Self = w[i].From == name
+			w[i].Self = w[i].From == c.name
 		}
 		if !slices.Equal(lines, w) {
-			t.Errorf("%s's page shows %+v, want %+v", name, lines, w)
+			t.Errorf("%s's page shows %+v, want %+v", c.name, lines, w)
 		}
-		state, err := chromedp.Run(pages[name], chromedp.Evaluate[string](`document.getElementById("status").dataset.state`))
+		state, err := chromedp.Run(pages[c.name], chromedp.Evaluate[string](`document.getElementById("status").dataset.state`))
 		if err != nil || state != "open" {
-			t.Errorf("%s's status is %q (%v), want open", name, state, err)
+			t.Errorf("%s's status is %q (%v), want open", c.name, state, err)
 		}
 	}
 }
