@@ -77,19 +77,25 @@ func logEntries(t *testing.T, c goredis.UniversalClient, n *node) []goredis.XMes
 	return msgs
 }
 
-// TestJoin runs the Join scenarios on one server and on a cluster.
-func TestJoin(t *testing.T) {
-	t.Parallel()
+// onServerAndCluster runs scenario on a private server and on a 3-master
+// cluster, in parallel subtests.
+func onServerAndCluster(t *testing.T, scenario func(t *testing.T, c goredis.UniversalClient, prefix string)) {
 	t.Run("Server", func(t *testing.T) {
 		t.Parallel()
 		s, c := startServer(t)
-		testJoinScenario(t, c, s.Prefix())
+		scenario(t, c, s.Prefix())
 	})
 	t.Run("Cluster", func(t *testing.T) {
 		t.Parallel()
 		cl := redistest.StartCluster(t)
-		testJoinScenario(t, cl.Client(t), cl.Prefix())
+		scenario(t, cl.Client(t), cl.Prefix())
 	})
+}
+
+// TestJoin runs the Join scenarios on one server and on a cluster.
+func TestJoin(t *testing.T) {
+	t.Parallel()
+	onServerAndCluster(t, testJoinScenario)
 }
 
 // testJoinScenario: A owns s1 on topic t and dies; B takes s1 over and
@@ -385,16 +391,7 @@ func TestJoinWaitsForReader(t *testing.T) {
 // and on a cluster.
 func TestJoinTopicsTogether(t *testing.T) {
 	t.Parallel()
-	t.Run("Server", func(t *testing.T) {
-		t.Parallel()
-		s, c := startServer(t)
-		testJoinTopicsTogether(t, c, s.Prefix())
-	})
-	t.Run("Cluster", func(t *testing.T) {
-		t.Parallel()
-		cl := redistest.StartCluster(t)
-		testJoinTopicsTogether(t, cl.Client(t), cl.Prefix())
-	})
+	onServerAndCluster(t, testJoinTopicsTogether)
 }
 
 // testJoinTopicsTogether: A owns s1 on t1 and t2 and dies; B, which
