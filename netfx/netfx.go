@@ -89,3 +89,10 @@ func (x *exchange) Flush() error                       { return x.rc.Flush() }
 func (x *exchange) SetWriteDeadline(t time.Time) error { return x.rc.SetWriteDeadline(t) }
 func (x *exchange) SetReadDeadline(t time.Time) error  { return x.rc.SetReadDeadline(t) }
 func (x *exchange) EnableFullDuplex() error            { return x.rc.EnableFullDuplex() }
+
+// StreamBody writes the header and runs body on the handler's goroutine:
+// net/http sends what body flushes as it goes.
+func (x *exchange) StreamBody(status int, body func()) {
+	x.WriteHeader(status)
+	body()
+}

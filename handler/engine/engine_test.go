@@ -33,21 +33,22 @@ func newDiscardExchange() *discardExchange {
 	return &discardExchange{ctx: ctx, cancel: cancel}
 }
 
-func (x *discardExchange) Context() context.Context         { return x.ctx }
-func (x *discardExchange) Method() string                   { return "GET" }
-func (x *discardExchange) Host() string                     { return "example.test" }
-func (x *discardExchange) Path() string                     { return "/sse" }
-func (x *discardExchange) RawQuery() string                 { return "" }
-func (x *discardExchange) Header(string) string             { return "" }
-func (x *discardExchange) RemoteAddr() string               { return "127.0.0.1:1" }
-func (x *discardExchange) Body() io.Reader                  { return strings.NewReader("") }
-func (x *discardExchange) ContentLength() int64             { return 0 }
-func (x *discardExchange) SetHeader(string, string)         {}
-func (x *discardExchange) WriteHeader(int)                  {}
-func (x *discardExchange) Flush() error                     { return nil }
-func (x *discardExchange) EnableFullDuplex() error          { return nil }
-func (x *discardExchange) SetWriteDeadline(time.Time) error { return nil }
-func (x *discardExchange) SetReadDeadline(time.Time) error  { return nil }
+func (x *discardExchange) Context() context.Context           { return x.ctx }
+func (x *discardExchange) Method() string                     { return "GET" }
+func (x *discardExchange) Host() string                       { return "example.test" }
+func (x *discardExchange) Path() string                       { return "/sse" }
+func (x *discardExchange) RawQuery() string                   { return "" }
+func (x *discardExchange) Header(string) string               { return "" }
+func (x *discardExchange) RemoteAddr() string                 { return "127.0.0.1:1" }
+func (x *discardExchange) Body() io.Reader                    { return strings.NewReader("") }
+func (x *discardExchange) ContentLength() int64               { return 0 }
+func (x *discardExchange) SetHeader(string, string)           {}
+func (x *discardExchange) WriteHeader(int)                    {}
+func (x *discardExchange) Flush() error                       { return nil }
+func (x *discardExchange) EnableFullDuplex() error            { return nil }
+func (x *discardExchange) StreamBody(status int, body func()) { x.WriteHeader(status); body() }
+func (x *discardExchange) SetWriteDeadline(time.Time) error   { return nil }
+func (x *discardExchange) SetReadDeadline(time.Time) error    { return nil }
 func (x *discardExchange) Headers() iter.Seq2[string, string] {
 	return func(func(string, string) bool) {}
 }

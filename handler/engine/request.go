@@ -36,8 +36,17 @@ type RequestSource interface {
 
 // Exchange is one request and its response, as a runtime adapter presents
 // them to the engine. Methods other than the RequestSource ones are called
-// only from the goroutine serving the request, except SetReadDeadline, which
-// may be called from any goroutine to abort a streamed upload.
+// only from the goroutine serving the request (or, once StreamBody handed
+// the response over, from the goroutine running its body), except
+// SetReadDeadline, which may be called from any goroutine to abort a
+// streamed upload.
+//
+// Runtimes differ in when a response leaves: net/http sends bytes while the
+// handler runs; fasthttp and Lambda send the status and headers only once
+// the handler has returned, and stream the body from another goroutine.
+// StreamBody covers both: responses other than streams are written with
+// WriteHeader and Write, which such runtimes buffer, and a stream's body is
+// written by the function given to StreamBody.
 type Exchange interface {
 	RequestSource
 
@@ -63,7 +72,18 @@ type Exchange interface {
 	SetReadDeadline(t time.Time) error
 	// EnableFullDuplex lets the handler write the response while it still
 	// reads the request body (HTTP/1.1; HTTP/2 is always full duplex).
+	// Runtimes that cannot return an error wrapping http.ErrNotSupported.
 	EnableFullDuplex() error
+	// StreamBody sends the status and the headers set so far and has body
+	// write the response body with Write, Flush and SetWriteDeadline, each
+	// Flush sending what was written to the client at once. Runtimes that
+	// write while the handler runs (net/http) call body at once and return
+	// when it returns. Runtimes that send the response after the handler
+	// returns (fasthttp, Lambda) call body on a goroutine of their own and
+	// return at once; body must then not touch the request (Context,
+	// headers, Body: read them before). StreamBody is called at most once,
+	// instead of WriteHeader, and nothing else is written after it.
+	StreamBody(status int, body func())
 }
 
 // Request is a read-only view of an HTTP request given to hooks. For the

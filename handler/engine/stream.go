@@ -48,23 +48,32 @@ func (st *Stream) halt() { st.stopOnce.Do(func() { close(st.stop) }) }
 
 var errStreamDeadline = errors.New("ssebridge: stream reached its maximum duration")
 
-// Run runs the Open hook (new peer) or Resume hook (resumed peer), writes
-// the status (200), the headers already set on the exchange and hello, and
-// then writes the peer's frames (those queued by the hook first) until the
-// client goes away, the peer closes, another stream takes the peer over or
-// the stream's time is up. It returns when the response is complete.
+// Run runs the Open hook (new peer) or Resume hook (resumed peer), then
+// hands the response to the exchange's StreamBody: status 200, the headers
+// already set on the exchange, hello, and then the peer's frames (those
+// queued by the hook first) until the client goes away (the exchange's
+// context is done), the peer closes, another stream takes the peer over or
+// the stream's time is up. On runtimes that write while the handler runs,
+// Run returns when the response is complete; on the others (see
+// Exchange.StreamBody) it returns once the body is handed over.
 func (st *Stream) Run(hello []byte) {
-	p, e := st.p, st.p.e
 	// The hook runs before the client learns its peer id, so that what it
 	// sets up (subscriptions, say) is in place before the client can act.
 	st.runOpenHook()
-	st.x.WriteHeader(200)
+	// The body may run after the request is gone: take what it needs now.
+	done := st.x.Context().Done()
+	st.x.StreamBody(200, func() { st.body(done, hello) })
+}
+
+// body writes hello and then the peer's frames; done is closed when the
+// client goes away or the runtime ends the response.
+func (st *Stream) body(done <-chan struct{}, hello []byte) {
+	p, e := st.p, st.p.e
 	if err := st.write(hello); err != nil {
 		p.detach(st)
 		return
 	}
 
-	ctx := st.x.Context()
 	var heartbeat *time.Timer
 	var beat <-chan time.Time
 	if e.cfg.Heartbeat > 0 {
@@ -108,7 +117,7 @@ func (st *Stream) Run(hello []byte) {
 		case <-st.wake:
 		case <-st.stop:
 			return
-		case <-ctx.Done():
+		case <-done:
 			p.detach(st)
 			return
 		case <-limit:
