@@ -239,6 +239,11 @@ func (h *Handler) Peers() iter.Seq[*Peer] { return h.eng.Peers() }
 // Peer returns the open peer with the given id on this instance.
 func (h *Handler) Peer(id string) (*Peer, bool) { return h.eng.Peer(id) }
 
+// KeepsSessions reports whether the backend keeps sessions beyond this
+// instance (backends/redis), so that other processes can take POSTs for this
+// instance's peers and resume them. The in-memory backend does not.
+func (h *Handler) KeepsSessions() bool { return h.eng.KeepsSessions() }
+
 // NodeID returns this instance's id in the backend.
 func (h *Handler) NodeID() string { return h.eng.NodeID() }
 

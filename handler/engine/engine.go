@@ -524,10 +524,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	e.closing = true
 	e.mu.Unlock()
-	keep := false
-	if k, ok := e.node.(backends.SessionKeeper); ok {
-		keep = k.KeepsSessions()
-	}
+	keep := e.KeepsSessions()
 	for p := range e.Peers() {
 		if keep {
 			p.handoff()
@@ -566,6 +563,13 @@ wait:
 		err = fmt.Errorf("ssebridge: shutdown: %w", cerr)
 	}
 	return err
+}
+
+// KeepsSessions reports whether the backend's session records outlive this
+// node (see backends.SessionKeeper).
+func (e *Engine) KeepsSessions() bool {
+	k, ok := e.node.(backends.SessionKeeper)
+	return ok && k.KeepsSessions()
 }
 
 // ShuttingDown reports whether Shutdown was called.

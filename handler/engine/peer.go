@@ -64,6 +64,9 @@ func (p *Peer) Request() Request { return p.req }
 // Upgrade hook (see Key) and is cancelled when the peer closes.
 func (p *Peer) Context() context.Context { return p.ctx }
 
+// NodeID returns the backend's id for the node (instance) holding the peer.
+func (p *Peer) NodeID() string { return p.e.NodeID() }
+
 // Namespace returns the peer's namespace (by default the request path).
 func (p *Peer) Namespace() string { return p.ns }
 
