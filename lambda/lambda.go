@@ -63,6 +63,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	awslambda "github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdaurl"
 
 	"github.com/ssebridge/ssebridge/handler"
 )
@@ -81,6 +82,14 @@ type Config struct {
 	Margin time.Duration
 	// Logger receives the adapter's logs. Default slog.Default().
 	Logger *slog.Logger
+	// Path, when set, is the URL path of the ssebridge endpoint ("/sse"):
+	// requests for other paths go to Other. Default: every path is the
+	// endpoint.
+	Path string
+	// Other serves the requests for paths other than Path (a page, an API)
+	// as a net/http handler, through aws-lambda-go's lambdaurl adapter.
+	// Default: 404.
+	Other http.Handler
 }
 
 // Function is the signature aws-lambda-go streams a function URL response
@@ -93,7 +102,10 @@ func New(h *handler.Handler, cfg Config) Function {
 	if cfg.Margin <= 0 {
 		cfg.Margin = DefaultMargin
 	}
-	f := &function{h: h, margin: cfg.Margin}
+	f := &function{h: h, margin: cfg.Margin, path: cfg.Path}
+	if cfg.Other != nil {
+		f.other = lambdaurl.Wrap(cfg.Other)
+	}
 	return f.invoke
 }
 
@@ -130,6 +142,8 @@ func warnLocal(h *handler.Handler, log *slog.Logger) {
 type function struct {
 	h      *handler.Handler
 	margin time.Duration
+	path   string
+	other  Function
 }
 
 // errNotURLEvent answers an invocation that carries no HTTP request.
@@ -138,6 +152,16 @@ var errNotURLEvent = errors.New("ssebridge/lambda: the event is not a function U
 func (f *function) invoke(ctx context.Context, ev *events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
 	if ev == nil || ev.RequestContext.HTTP.Method == "" {
 		return nil, errNotURLEvent
+	}
+	if f.path != "" && ev.RawPath != f.path {
+		if f.other != nil {
+			return f.other(ctx, ev)
+		}
+		return &events.LambdaFunctionURLStreamingResponse{
+			StatusCode: http.StatusNotFound,
+			Headers:    map[string]string{"Content-Type": "text/plain; charset=utf-8"},
+			Body:       strings.NewReader("not found\n"),
+		}, nil
 	}
 	x, err := newExchange(ctx, ev, f.margin)
 	if err != nil {

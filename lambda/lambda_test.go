@@ -251,3 +251,28 @@ func TestWarnsWithMemoryBackend(t *testing.T) {
 		t.Fatalf("no warning: %q", buf.String())
 	}
 }
+
+func TestOtherPaths(t *testing.T) {
+	h := newHandler(t, handler.Hooks{})
+	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = io.WriteString(w, "<p>page at "+r.URL.Path+"</p>")
+	})
+	f := New(h, Config{Path: "/sse", Other: page})
+	resp, err := f(invocation(t, time.Minute), event("GET", "/", "", nil, "", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(b) != "<p>page at /</p>" || resp.Headers["Content-Type"] != "text/html" {
+		t.Fatalf("page: %d %v %q", resp.StatusCode, resp.Headers, b)
+	}
+	_, st := open(t, f, invocation(t, time.Minute), nil) // /sse is the endpoint
+	if hello := st.Event(t); hello.Type != "crossws-id" {
+		t.Fatalf("endpoint: %+v", hello)
+	}
+	resp, err = New(h, Config{Path: "/sse"})(invocation(t, time.Minute), event("GET", "/x", "", nil, "", false))
+	if err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("no Other: %v %v", resp, err)
+	}
+}
