@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	childproc "github.com/ssebridge/ssebridge/internal/proc"
 )
 
 // busPortOffset is the distance from a cluster node's port to its cluster
@@ -75,7 +77,7 @@ func launch(bin string, args []string, port int, timeout time.Duration) (*proc, 
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout = out
 	cmd.Stderr = out
-	if err := startProcess(cmd); err != nil {
+	if err := childproc.Start(cmd); err != nil {
 		return nil, fmt.Errorf("start %s: %v", bin, err)
 	}
 	p := &proc{cmd: cmd, out: out, done: make(chan struct{})}
