@@ -37,8 +37,9 @@
 //     environment's sessions are claimed by whichever environment the
 //     client resumes in.
 //   - Request bodies arrive whole (at most 6 MB): crossws's stream-mode
-//     uploads, a POST body that never ends, cannot reach a function. Use
-//     crossws's default mode (one POST per message).
+//     uploads (its client's default: one POST whose body never ends) cannot
+//     reach a function. Use its message mode, one POST per message:
+//     new WebSocketSSE(url, { stream: false }).
 //
 // Start wires Lambda's SIGTERM (sent before an environment shuts down) to
 // Handler.Shutdown, so that the peers it still holds are handed off.

@@ -13,9 +13,6 @@ import (
 // testResume: a client that lost its stream reconnects with Last-Event-ID
 // to the same instance and gets the same peer and what was sent meanwhile.
 func testResume(t *testing.T, rt Runtime) {
-	if rt.Distributed {
-		t.Skip("every request may land in another process: see ResumeElsewhere")
-	}
 	d := deploy(t, rt, 1, false)
 	c := newClient(t)
 	st := c.open(d.urls[0])
