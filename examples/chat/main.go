@@ -1,9 +1,11 @@
 // Command chat is a chat room on ssebridge: a page at / (plain EventSource
 // and fetch, no build step) and the native endpoint at /sse, which the
-// crossws WebSocketSSE client can use too.
+// crossws WebSocketSSE client can use too. It runs on net/http (netfx) or
+// fasthttp; examples/lambda serves the same room from AWS Lambda.
 //
 //	go run ./examples/chat            # http://localhost:8080
 //	go run ./examples/chat -addr 127.0.0.1:9000
+//	go run ./examples/chat -runtime fasthttp
 //
 // With -redis, instances share one chat through Redis Streams: run two on
 // two ports, open the page on one and post through the other, or stop one
@@ -25,7 +27,6 @@ package main
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,28 +38,34 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/ssebridge/ssebridge/backends"
 	redisbackend "github.com/ssebridge/ssebridge/backends/redis"
+	"github.com/ssebridge/ssebridge/examples/internal/chatroom"
+	ssefasthttp "github.com/ssebridge/ssebridge/fasthttp"
 	"github.com/ssebridge/ssebridge/handler"
 	"github.com/ssebridge/ssebridge/netfx"
 )
 
-//go:embed index.html
-var page []byte
-
 func main() {
 	addr := flag.String("addr", ":8080", "address to listen on")
+	rt := flag.String("runtime", "nethttp", "HTTP server: nethttp (net/http) or fasthttp")
 	redisURL := flag.String("redis", "", "Redis URL (redis://host:port/db; several hosts for a cluster: redis://h1:p1?addr=h2:p2&addr=h3:p3) to share the chat between instances; default: in memory, one instance")
 	prefix := flag.String("prefix", redisbackend.DefaultPrefix, "with -redis: the prefix of every key")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(*addr, *redisURL, *prefix, log); err != nil {
+	if *rt != "nethttp" && *rt != "fasthttp" {
+		fmt.Fprintf(os.Stderr, "chat: -runtime %q: want nethttp or fasthttp\n", *rt)
+		os.Exit(2)
+	}
+	if err := run(*addr, *rt, *redisURL, *prefix, log); err != nil {
 		log.Error("chat", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, redisURL, prefix string, log *slog.Logger) error {
+func run(addr, rt, redisURL, prefix string, log *slog.Logger) error {
 	var backend backends.Backend // nil: in memory
 	if redisURL != "" {
 		client, err := redisbackend.ParseURL(redisURL)
@@ -73,22 +80,13 @@ func run(addr, redisURL, prefix string, log *slog.Logger) error {
 		defer rb.Close()
 		backend = rb
 	}
-	room := newRoom()
-	h, err := handler.New(handler.Config{Hooks: room.hooks(), Logger: log, Backend: backend})
+	room := chatroom.New()
+	h, err := handler.New(handler.Config{Hooks: room.Hooks(), Logger: log, Backend: backend})
 	if err != nil {
 		return err
 	}
-	room.h = h
-	go room.run()
-	defer room.close()
-
-	mux := http.NewServeMux()
-	mux.Handle("/sse", netfx.New(h))
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
-		_, _ = w.Write(page)
-	})
+	room.Start(h)
+	defer room.Close()
 
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -96,34 +94,95 @@ func run(addr, redisURL, prefix string, log *slog.Logger) error {
 	}
 	// Tests read this line to find the port when addr ends in ":0".
 	fmt.Printf("chat: listening on http://%s\n", ln.Addr())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("chat: serving", "runtime", rt)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	serve, shutdown := serveNetHTTP(h)
+	if rt == "fasthttp" {
+		serve, shutdown = serveFastHTTP(h)
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- serve(ln) }()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	// Streams never end on their own: close the peers first (with Redis,
 	// hand them off to the other instances), then the server.
-	if err := h.Shutdown(shutdown); err != nil {
+	if err := h.Shutdown(sctx); err != nil {
 		log.Warn("chat: shutdown", "err", err)
 	}
-	// What is left are POSTs, which finish quickly, and connections that
-	// never sent a request (browsers open some in advance), which Shutdown
-	// would wait 5 s for: give it a second, then close them.
-	rest, cancelRest := context.WithTimeout(shutdown, time.Second)
-	defer cancelRest()
-	if err := srv.Shutdown(rest); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		if !errors.Is(err, context.DeadlineExceeded) {
+	return shutdown(sctx)
+}
+
+// serveNetHTTP returns how to serve the chat with net/http, and how to shut
+// that server down once the Handler is.
+func serveNetHTTP(h *handler.Handler) (serve func(net.Listener) error, shutdown func(context.Context) error) {
+	mux := http.NewServeMux()
+	mux.Handle("/sse", netfx.New(h))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		for _, kv := range chatroom.PageHeaders {
+			w.Header().Set(kv[0], kv[1])
+		}
+		_, _ = w.Write(chatroom.Page)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	serve = func(ln net.Listener) error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
-		_ = srv.Close()
+		return nil
 	}
-	return nil
+	shutdown = func(ctx context.Context) error {
+		// What is left are POSTs, which finish quickly, and connections
+		// that never sent a request (browsers open some in advance), which
+		// Shutdown would wait 5 s for: give it a second, then close them.
+		rest, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if err := srv.Shutdown(rest); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				return err
+			}
+			_ = srv.Close()
+		}
+		return nil
+	}
+	return serve, shutdown
+}
+
+// serveFastHTTP is serveNetHTTP for fasthttp.
+func serveFastHTTP(h *handler.Handler) (serve func(net.Listener) error, shutdown func(context.Context) error) {
+	srv := ssefasthttp.NewServer(h)
+	sse := srv.Handler
+	srv.Handler = func(ctx *fasthttp.RequestCtx) {
+		switch string(ctx.Path()) {
+		case "/sse":
+			sse(ctx)
+		case "/":
+			if !ctx.IsGet() && !ctx.IsHead() {
+				ctx.Error("method not allowed", fasthttp.StatusMethodNotAllowed)
+				return
+			}
+			for _, kv := range chatroom.PageHeaders {
+				ctx.Response.Header.Set(kv[0], kv[1])
+			}
+			ctx.SetBody(chatroom.Page)
+		default:
+			ctx.Error("not found", fasthttp.StatusNotFound)
+		}
+	}
+	serve = srv.Serve
+	shutdown = func(ctx context.Context) error {
+		rest, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if err := srv.ShutdownWithContext(rest); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		return nil
+	}
+	return serve, shutdown
 }

@@ -1,8 +1,13 @@
-package main
+// Package chatroom is the chat room of the examples (examples/chat on
+// net/http or fasthttp, examples/lambda on AWS Lambda): the application's
+// hooks, its presence announcements and its page. It is the same
+// application on every runtime; only the serving differs.
+package chatroom
 
 import (
 	"cmp"
 	"crypto/sha256"
+	_ "embed"
 	"encoding/base64"
 	"slices"
 	"strings"
@@ -60,17 +65,39 @@ type member struct {
 	Name string `json:"name"`
 }
 
-type room struct {
+// Page is the chat's web page (plain EventSource and fetch, no build step),
+// to serve at / with PageHeaders.
+//
+//go:embed index.html
+var Page []byte
+
+// PageHeaders are the response headers of Page.
+var PageHeaders = [][2]string{
+	{"Content-Type", "text/html; charset=utf-8"},
+	{"Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"},
+}
+
+// Room is one instance's side of the chat room.
+type Room struct {
 	h *handler.Handler
 
 	mu   sync.Mutex
 	stop chan struct{}
 }
 
-func newRoom() *room { return &room{stop: make(chan struct{})} }
+// New returns a room; pass Hooks to handler.New, then Start the room with
+// the Handler.
+func New() *Room { return &Room{stop: make(chan struct{})} }
+
+// Start attaches the room to its Handler and starts re-announcing this
+// instance's members every 2 s, until Close.
+func (r *Room) Start(h *handler.Handler) {
+	r.h = h
+	go r.run()
+}
 
 // run re-announces this instance's members until close.
-func (r *room) run() {
+func (r *Room) run() {
 	t := time.NewTicker(presenceEvery)
 	defer t.Stop()
 	for {
@@ -83,9 +110,11 @@ func (r *room) run() {
 	}
 }
 
-func (r *room) close() { close(r.stop) }
+// Close stops the announcements.
+func (r *Room) Close() { close(r.stop) }
 
-func (r *room) hooks() handler.Hooks {
+// Hooks returns the room's hooks for handler.Config.
+func (r *Room) Hooks() handler.Hooks {
 	return handler.Hooks{
 		Upgrade: func(u *handler.Upgrade) error {
 			nameKey.Set(u, displayName(u.Request.Query().Get("name")))
@@ -112,7 +141,7 @@ func (r *room) hooks() handler.Hooks {
 }
 
 // announce sends the list of this instance's peers to everyone.
-func (r *room) announce() {
+func (r *Room) announce() {
 	r.mu.Lock() // one list at a time, so that the last one sent is current
 	defer r.mu.Unlock()
 	list := presence{Type: "presence", Node: r.h.NodeID(), Every: int(presenceEvery / time.Second), Peers: []member{}}
