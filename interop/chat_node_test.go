@@ -11,11 +11,11 @@ import (
 // TestChatCrosswsStreamMode runs two crossws WebSocketSSE clients with their
 // default options (bidir, stream: one never-ending streamed POST per client)
 // against the examples/chat binary.
-func TestChatCrosswsStreamMode(t *testing.T) { testChatCrossws(t, "stream") }
+func TestChatCrosswsStreamMode(t *testing.T) { testChatCrossws(t, "stream", startChat(t, testContext(t))) }
 
 // TestChatCrosswsMessageMode is the same with { stream: false }: one POST
 // per message.
-func TestChatCrosswsMessageMode(t *testing.T) { testChatCrossws(t, "message") }
+func TestChatCrosswsMessageMode(t *testing.T) { testChatCrossws(t, "message", startChat(t, testContext(t))) }
 
 // chatScripts is what each member sends, in order. The texts cover newlines
 // (LF, CRLF, an empty line), non-ASCII and astral characters, leading and
@@ -25,10 +25,10 @@ var chatScripts = map[string][]string{
 	"bob":   {"bob here", "multi\nline\n\nwith a blank one", "ünïcödé ✓ 🚀", `{"type":"presence"}`, "crlf\r\nline", "last from bob"},
 }
 
-func testChatCrossws(t *testing.T, mode string) {
+// testChatCrossws runs the chat clients against the chat at base.
+func testChatCrossws(t *testing.T, mode, base string) {
 	requireNode(t)
 	ctx := testContext(t)
-	base := startChat(t, ctx)
 	wsBase := "ws" + strings.TrimPrefix(base, "http")
 
 	names := []string{"alice", "bob"}

@@ -87,33 +87,44 @@ func requireChromium(t *testing.T) string {
 	return p
 }
 
-var chatBuild = sync.OnceValues(func() (string, error) {
+// buildExample builds ./examples/<name> into buildDir.
+func buildExample(name string) (string, error) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	bin := filepath.Join(buildDir, "chat")
-	cmd := exec.Command(goTool, "build", "-o", bin, "./examples/chat")
+	bin := filepath.Join(buildDir, name)
+	cmd := exec.Command(goTool, "build", "-o", bin, "./examples/"+name)
 	cmd.Dir = moduleRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./examples/chat: %v\n%s", err, out)
+		return "", fmt.Errorf("go build ./examples/%s: %v\n%s", name, err, out)
 	}
 	return bin, nil
-})
+}
 
-var listeningLine = regexp.MustCompile(`^chat: listening on (http://127\.0\.0\.1:[0-9]+)$`)
+var chatBuild = sync.OnceValues(func() (string, error) { return buildExample("chat") })
+
+var listeningLine = regexp.MustCompile(`^[a-z]+: listening on (http://127\.0\.0\.1:[0-9]+)$`)
 
 // startChat builds examples/chat once per test binary, runs a fresh instance
-// on 127.0.0.1:0 and returns its base URL ("http://127.0.0.1:PORT"). The
-// process is stopped when the test ends; its log is shown if the test
-// failed.
-func startChat(t *testing.T, ctx context.Context) string {
+// on 127.0.0.1:0 with args (say, "-runtime", "fasthttp") and returns its
+// base URL ("http://127.0.0.1:PORT"). The process is stopped when the test
+// ends; its log is shown if the test failed.
+func startChat(t *testing.T, ctx context.Context, args ...string) string {
 	t.Helper()
 	bin, err := chatBuild()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0")
+	return startExample(t, ctx, exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, args...)...))
+}
+
+// startExample runs an example's command, which prints "<name>: listening
+// on <URL>" as its first line, and returns that URL. The process is
+// interrupted when the test ends (and killed if it does not exit within
+// 5 s); its log is shown if the test failed.
+func startExample(t *testing.T, ctx context.Context, cmd *exec.Cmd) string {
+	t.Helper()
 	stderr := new(syncBuffer)
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
@@ -142,18 +153,18 @@ func startChat(t *testing.T, ctx context.Context) string {
 			<-exited
 		}
 		if t.Failed() {
-			t.Logf("chat server log:\n%s", stderr.String())
+			t.Logf("%s log:\n%s", filepath.Base(cmd.Path), stderr.String())
 		}
 	})
 	select {
 	case line := <-first:
 		m := listeningLine.FindStringSubmatch(line)
 		if m == nil {
-			t.Fatalf("chat: unexpected first line %q", line)
+			t.Fatalf("%s: unexpected first line %q", filepath.Base(cmd.Path), line)
 		}
 		return m[1]
 	case <-ctx.Done():
-		t.Fatalf("chat did not start: %v", ctx.Err())
+		t.Fatalf("%s did not start: %v", filepath.Base(cmd.Path), ctx.Err())
 	}
 	return ""
 }

@@ -38,6 +38,12 @@ var suiteFunction = sync.OnceValues(func() (string, error) {
 // backend, and returns the function URL's endpoint.
 func emulate(t *testing.T, env runtimetest.Env, timeout, margin time.Duration) string {
 	t.Helper()
+	return emulateB(t, env, timeout, margin)
+}
+
+// emulateB is emulate for tests and benchmarks.
+func emulateB(t testing.TB, env runtimetest.Env, timeout, margin time.Duration) string {
+	t.Helper()
 	bin, err := suiteFunction()
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +78,7 @@ func emulate(t *testing.T, env runtimetest.Env, timeout, margin time.Duration) s
 }
 
 // testOutput shows the environments' output in the test log.
-type testOutput struct{ t *testing.T }
+type testOutput struct{ t testing.TB }
 
 func (o testOutput) Write(p []byte) (int, error) {
 	o.t.Log(string(p))
