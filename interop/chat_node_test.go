@@ -11,11 +11,15 @@ import (
 // TestChatCrosswsStreamMode runs two crossws WebSocketSSE clients with their
 // default options (bidir, stream: one never-ending streamed POST per client)
 // against the examples/chat binary.
-func TestChatCrosswsStreamMode(t *testing.T) { testChatCrossws(t, "stream", startChat(t, testContext(t))) }
+func TestChatCrosswsStreamMode(t *testing.T) {
+	testChatCrossws(t, "stream", startChat(t, testContext(t)))
+}
 
 // TestChatCrosswsMessageMode is the same with { stream: false }: one POST
 // per message.
-func TestChatCrosswsMessageMode(t *testing.T) { testChatCrossws(t, "message", startChat(t, testContext(t))) }
+func TestChatCrosswsMessageMode(t *testing.T) {
+	testChatCrossws(t, "message", startChat(t, testContext(t)))
+}
 
 // chatScripts is what each member sends, in order. The texts cover newlines
 // (LF, CRLF, an empty line), non-ASCII and astral characters, leading and
