@@ -142,6 +142,21 @@ func short(s string) string {
 	return s
 }
 
+// dial opens a TCP connection to u's host, closed when the test ends.
+func dial(t *testing.T, u string) (*url.URL, net.Conn) {
+	t.Helper()
+	pu, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.DialTimeout("tcp", pu.Host, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", pu.Host, err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return pu, conn
+}
+
 // rawStream is a stream read through a bare TCP connection that the test
 // reads only when it wants to (a client that stopped reading).
 type rawStream struct {
@@ -153,15 +168,7 @@ type rawStream struct {
 // buffer, and reads its response header.
 func openRaw(t *testing.T, u string) *rawStream {
 	t.Helper()
-	pu, err := url.Parse(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.DialTimeout("tcp", pu.Host, 5*time.Second)
-	if err != nil {
-		t.Fatalf("dial %s: %v", pu.Host, err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	pu, conn := dial(t, u)
 	// A fixed receive buffer: the kernel stops autotuning it (up to 32 MiB
 	// on Linux), so a client that does not read blocks the server soon. It
 	// stays above loopback's 64 KiB segment size, below which the window

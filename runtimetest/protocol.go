@@ -2,9 +2,7 @@ package runtimetest
 
 import (
 	"bufio"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -193,14 +191,7 @@ func otherID(id string) string {
 // moment; the server may answer with an error or close the connection.
 func garbage(t *testing.T, u, raw string) {
 	t.Helper()
-	pu, err := url.Parse(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.DialTimeout("tcp", pu.Host, 5*time.Second)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
+	_, conn := dial(t, u)
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	_, _ = conn.Write([]byte(raw)) // the server may close before reading it all
