@@ -15,14 +15,25 @@ import (
 	"github.com/ssebridge/ssebridge/runtimetest"
 )
 
+// buildDir holds the function the tests build; TestMain removes it.
+var buildDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ssebridge-lambda-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	buildDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 // suiteFunction builds lambda/internal/suitefn (runtimetest.App as a Lambda
 // function) once per test binary.
 var suiteFunction = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "ssebridge-lambda-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "bootstrap")
+	bin := filepath.Join(buildDir, "bootstrap")
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")

@@ -15,7 +15,8 @@
 // port). A POST is answered as soon as it is handled. A stream's status and
 // headers go out first (the 8-byte-separated prelude of Lambda's streaming
 // integration response), then every batch of frames is one write on the
-// response body, which the runtime sends to Lambda as one chunk.
+// response body, which the runtime sends to Lambda at once (as one chunk,
+// or two for a batch over 32 KiB).
 //
 // # What differs from a server
 //
@@ -267,6 +268,9 @@ func (x *exchange) Header(name string) string {
 func (x *exchange) Headers() iter.Seq2[string, string] {
 	return func(yield func(string, string) bool) {
 		for k, v := range x.ev.Headers {
+			if k == "cookie" && len(x.ev.Cookies) > 0 {
+				continue // function URLs give it twice: here and in cookies
+			}
 			if !yield(k, v) {
 				return
 			}
@@ -362,17 +366,16 @@ func (x *exchange) response() *events.LambdaFunctionURLStreamingResponse {
 	return &x.resp
 }
 
-// errWriteTimeout ends a stream whose reader (the runtime, and behind it the
-// client) took more than the write timeout.
-var errWriteTimeout = errors.New("ssebridge/lambda: write timed out")
-
-// pipe is an io.Pipe whose writes can time out: the runtime reads the
-// response body from it, and sends each read to Lambda as one chunk.
+// pipeWriter is the writing end of an io.Pipe whose writes can time out:
+// the runtime reads the response body from the other end, and sends each
+// read to Lambda as one chunk.
 type pipeWriter struct {
 	pw *io.PipeWriter
 
-	mu    sync.Mutex
-	timer *time.Timer
+	mu       sync.Mutex
+	armed    bool
+	deadline time.Time
+	timer    *time.Timer
 }
 
 func newPipe() (*io.PipeReader, *pipeWriter) {
@@ -387,21 +390,35 @@ func (w *pipeWriter) Close() error {
 	return w.pw.Close()
 }
 
-// setDeadline arms (or, with the zero time, disarms) the timer that breaks
-// the pipe when a write is still blocked at t.
+// setDeadline arms (or, with the zero time, disarms) the timer that ends
+// the pipe when a write is still blocked at t. The runtime then reads the
+// end of the body (EOF), not an error: a client that stopped reading is
+// not a function failure (an error would be reported to Lambda as one, in
+// the response's error trailers), and the blocked write fails, which ends
+// the stream.
 func (w *pipeWriter) setDeadline(t time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if t.IsZero() {
+	w.armed, w.deadline = !t.IsZero(), t
+	switch {
+	case !w.armed:
 		if w.timer != nil {
 			w.timer.Stop()
 		}
-		return
+	case w.timer == nil:
+		w.timer = time.AfterFunc(time.Until(t), w.expire)
+	default:
+		w.timer.Reset(time.Until(t))
 	}
-	d := time.Until(t)
-	if w.timer == nil {
-		w.timer = time.AfterFunc(d, func() { w.pw.CloseWithError(errWriteTimeout) })
-		return
+}
+
+// expire ends the pipe if the deadline in force has passed; a timer that
+// fired for an earlier deadline finds it disarmed or moved.
+func (w *pipeWriter) expire() {
+	w.mu.Lock()
+	due := w.armed && !time.Now().Before(w.deadline)
+	w.mu.Unlock()
+	if due {
+		_ = w.pw.Close()
 	}
-	w.timer.Reset(d)
 }

@@ -18,7 +18,7 @@ const (
 	// AppMaxMessageSize bounds one upstream message.
 	AppMaxMessageSize = 4 << 10
 	// AppQueueSize bounds what a peer may have queued and unwritten.
-	AppQueueSize = 1 << 20
+	AppQueueSize = 4 << 20
 	// AppOrigin is the one cross-origin browser origin the app allows.
 	AppOrigin = "https://allowed.example"
 	// AppRetry is the reconnection delay the app tells clients.

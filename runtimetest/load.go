@@ -10,12 +10,14 @@ import (
 	"time"
 )
 
-// Flood sizes for testSlowPeer: far more than the socket buffers between a
-// client that stopped reading and the application (4 MiB send buffer, the
-// receive buffer the raw client pinned small, a runtime's own buffers), so
-// that the server must notice the client is not reading.
+// Flood sizes for testSlowPeer: 48 MB, far more than what can pile up
+// between a client that stopped reading and the application (the peer's
+// queue, AppQueueSize; a 4 MiB socket send buffer; the receive buffer the
+// raw client pinned; a runtime's own buffers and sockets), so that the
+// server must notice the client is not reading. The queue is large enough
+// for a reading client that falls behind for a while (256 publications).
 const (
-	floodCount = 2000
+	floodCount = 3000
 	floodSize  = 16 << 10
 )
 

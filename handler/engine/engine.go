@@ -376,9 +376,19 @@ func (e *Engine) addTombLocked(id string, d CloseDetails) {
 // Upstream hands an upstream message to the peer id, here or, through the
 // backend, on the node that owns it. Errors wrap backends.ErrUnknownSession
 // when no node has the peer.
+//
+// A local peer whose stream is gone may have been taken over by another
+// node whose release notice has not arrived yet: with a backend whose
+// sessions outlive the node, its ownership is checked first (one backend
+// round trip, only for peers without a stream), so that the message goes
+// to the node that holds the client now. This happens when a node could
+// not read its notices for a while: an AWS Lambda execution environment
+// frozen between invocations.
 func (e *Engine) Upstream(ctx context.Context, id string, data []byte) error {
 	if p, ok := e.Peer(id); ok {
-		return p.deliver(data)
+		if p.Connected() || !e.KeepsSessions() || e.Owns(ctx, p) {
+			return p.deliver(data)
+		}
 	}
 	return e.node.Route(ctx, id, data)
 }

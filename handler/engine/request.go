@@ -24,8 +24,10 @@ type RequestSource interface {
 	Path() string
 	// RawQuery is the query string without '?'.
 	RawQuery() string
-	// Header returns the first value of the named header ("" if absent).
-	// name is matched case-insensitively.
+	// Header returns the value of the named header ("" if absent): the
+	// first one where the runtime keeps repeated fields apart, the
+	// comma-joined list where it does not (Lambda). name is matched
+	// case-insensitively.
 	Header(name string) string
 	// Headers yields every header field; a field with several values is
 	// yielded once per value.

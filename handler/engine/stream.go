@@ -52,8 +52,9 @@ var errStreamDeadline = errors.New("ssebridge: stream reached its maximum durati
 // hands the response to the exchange's StreamBody: status 200, the headers
 // already set on the exchange, hello, and then the peer's frames (those
 // queued by the hook first) until the client goes away (the exchange's
-// context is done), the peer closes, another stream takes the peer over or
-// the stream's time is up. On runtimes that write while the handler runs,
+// context is done, or a write fails: on runtimes that give no disconnect
+// signal, fasthttp and Lambda, at the next frame or heartbeat), the peer
+// closes, another stream takes the peer over or the stream's time is up. On runtimes that write while the handler runs,
 // Run returns when the response is complete; on the others (see
 // Exchange.StreamBody) it returns once the body is handed over.
 func (st *Stream) Run(hello []byte) {

@@ -33,8 +33,9 @@ type instance struct {
 	exited chan struct{}    // closed when the process has been waited for
 
 	// Guarded by e.mu.
-	reservedBy *waiter // the request this cold start is for
-	wasReady   bool    // it asked for work once
+	reservedBy   *waiter // the request this cold start is for
+	wasReady     bool    // it asked for work once
+	initTimedOut bool    // acquire gave up on its init and kills it
 
 	mu          sync.Mutex
 	srv         *http.Server
@@ -43,6 +44,7 @@ type instance struct {
 	ready       bool
 	inNext      bool // its runtime waits in GET /next
 	frozen      bool
+	stopping    bool // shutdown began: never frozen again
 	killed      bool
 	reason      string      // why it was killed
 	cur         *invocation // handed to the runtime, not finished
@@ -209,6 +211,7 @@ func (in *instance) kill(reason string) {
 // if an extension registered, as Lambda's shutdown phase.
 func (in *instance) shutdown() {
 	in.mu.Lock()
+	in.stopping = true // an invocation still running must not end in a freeze
 	graceful := in.extension && !in.killed && in.cmd != nil && !isClosed(in.exited)
 	if graceful {
 		if in.frozen {
@@ -229,14 +232,15 @@ func (in *instance) shutdown() {
 	in.kill("emulator closed")
 }
 
-// freeze stops the process if Config.Freeze is set.
+// freeze stops the process if Config.Freeze is set, unless the emulator
+// is closing: a process in its shutdown phase (SIGTERM) must run.
 func (in *instance) freeze() {
-	if !in.e.cfg.Freeze {
+	if !in.e.cfg.Freeze || in.e.closing() {
 		return
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.killed || in.frozen || in.cmd == nil {
+	if in.killed || in.frozen || in.stopping || in.cmd == nil {
 		return
 	}
 	if err := stopGroup(in.cmd.Process); err == nil {

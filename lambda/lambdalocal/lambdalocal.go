@@ -38,9 +38,6 @@ const (
 	// LimitBandwidth; bandwidthCap is the rate after.
 	freeBandwidthBytes = 6 << 20
 	bandwidthCap       = 2 << 20 // bytes per second
-	// shutdownGrace is how long Close waits after SIGTERM for a process
-	// that registered an extension, as Lambda's shutdown phase.
-	shutdownGrace = 500 * time.Millisecond
 	// clientWriteTimeout bounds each write to a client, so that a client
 	// that stops reading cannot hold an environment forever.
 	clientWriteTimeout = 30 * time.Second
@@ -172,6 +169,11 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
+// shutdownGrace is how long Close waits after SIGTERM for a process that
+// registered an extension, as Lambda's shutdown phase. A variable only so
+// that tests can make it long enough not to depend on the machine's speed.
+var shutdownGrace = 500 * time.Millisecond
+
 // Emulator is a local Lambda function URL: an http.Handler that invokes
 // the function in its execution environments. Create it with New and
 // Close it to kill the environments.
@@ -263,6 +265,13 @@ func (e *Emulator) Close() error {
 	wg.Wait()
 	e.wg.Wait()
 	return nil
+}
+
+// closing reports whether Close was called.
+func (e *Emulator) closing() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed
 }
 
 // Stats is a snapshot of an Emulator's state, for tests and dashboards.

@@ -89,16 +89,31 @@ func (e *Emulator) acquire(ctx context.Context) (*instance, error) {
 	}
 	w.done = true
 	e.waiters = slices.DeleteFunc(e.waiters, func(x *waiter) bool { return x == w })
-	if cold != nil && cold.reservedBy == w {
-		cold.reservedBy = nil // it becomes idle for others once ready
+	ctxErr := ctx.Err()
+	kill := false
+	if cold != nil {
+		if cold.reservedBy == w {
+			cold.reservedBy = nil
+		}
+		// If the request went away, cold becomes idle for others once
+		// ready. If its init timed out, it is killed, unless it was ready
+		// once (then it is someone else's, or idle). That is decided here,
+		// under e.mu, so that becomeIdle cannot hand it out before the kill.
+		if ctxErr == nil && !cold.wasReady {
+			cold.initTimedOut = true
+			kill = true
+		}
 	}
 	e.mu.Unlock()
 	switch {
-	case ctx.Err() != nil:
-		return nil, ctx.Err()
+	case ctxErr != nil:
+		return nil, ctxErr
 	case cold != nil:
-		cold.kill(fmt.Sprintf("init timed out after %v", e.cfg.InitTimeout))
-		return nil, errInit{fmt.Sprintf("init timed out after %v", e.cfg.InitTimeout)}
+		msg := fmt.Sprintf("init timed out after %v", e.cfg.InitTimeout)
+		if kill {
+			cold.kill(msg)
+		}
+		return nil, errInit{msg}
 	}
 	return nil, errThrottled
 }
@@ -122,6 +137,9 @@ func (e *Emulator) newInstanceLocked(w *waiter) *instance {
 func (e *Emulator) becomeIdle(in *instance) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if in.initTimedOut { // too late: acquire kills it
+		return false
+	}
 	in.wasReady = true
 	if in.isDead() {
 		return false
