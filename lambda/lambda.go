@@ -29,6 +29,13 @@
 //     15 minutes). A stream ends Config.Margin before it, without a close
 //     event: the client reconnects with Last-Event-ID and resumes its peer
 //     in whichever environment serves the new invocation.
+//   - Between the end of a stream and the client's reconnection, a POST
+//     for its peer that lands in another environment is queued in Redis
+//     for the environment that held the stream, which reads it when it next
+//     runs. Lambda reuses a warm environment first, so that is usually at
+//     once (often the reconnection itself); if Lambda retires the
+//     environment first, the message is lost. A small Retry keeps the gap
+//     short.
 //   - Lambda does not tell a function that its client left: a stream whose
 //     client is gone runs until the margin (or until a write times out,
 //     when the client stopped reading but its connection stays open).
