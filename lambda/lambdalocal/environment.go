@@ -46,6 +46,7 @@ type instance struct {
 	frozen      bool
 	stopping    bool // shutdown began: never frozen again
 	killed      bool
+	reaped      bool        // the process exited: supervise reaps it, no signals
 	reason      string      // why it was killed
 	cur         *invocation // handed to the runtime, not finished
 	curAnswered bool        // the runtime posted a response or error for cur
@@ -158,9 +159,26 @@ func (in *instance) environ(api string) []string {
 }
 
 // supervise waits for the process to end, then makes the instance gone.
+//
+// The process group is named by the leader's pid, which the system may
+// reuse once the leader has been reaped and no member of its group is
+// left. So, where waitExit can, the group is killed (what the process
+// forked, if anything is left) while the exited leader is not yet reaped,
+// and kill stops signalling before the reap. Elsewhere, the group is killed
+// just after the reap, and kill may signal between the reap and
+// in.reaped: in that tiny window, a new group with the same id could get
+// a signal meant for this one.
 func (in *instance) supervise() {
+	early := waitExit(in.cmd.Process.Pid)
+	if early {
+		in.setReaped()
+		killGroup(in.cmd.Process)
+	}
 	err := in.cmd.Wait()
-	killGroup(in.cmd.Process) // what it forked, if anything is left
+	if !early {
+		in.setReaped()
+		killGroup(in.cmd.Process)
+	}
 	close(in.exited)
 	in.out.flush()
 	in.mu.Lock()
@@ -172,6 +190,14 @@ func (in *instance) supervise() {
 	}
 	in.kill(reason)
 	in.e.gone(in)
+}
+
+// setReaped records that the process has exited and is (about to be)
+// reaped: signals to its group are no longer sent, but by supervise.
+func (in *instance) setReaped() {
+	in.mu.Lock()
+	in.reaped = true
+	in.mu.Unlock()
 }
 
 func exitStatus(err error) string {
@@ -192,7 +218,7 @@ func (in *instance) kill(reason string) {
 	in.killed = true
 	in.reason = reason
 	close(in.dead)
-	if in.cmd != nil && in.cmd.Process != nil && !isClosed(in.exited) {
+	if in.cmd != nil && in.cmd.Process != nil && !in.reaped {
 		if in.frozen {
 			_ = contGroup(in.cmd.Process)
 		}
@@ -212,7 +238,7 @@ func (in *instance) kill(reason string) {
 func (in *instance) shutdown() {
 	in.mu.Lock()
 	in.stopping = true // an invocation still running must not end in a freeze
-	graceful := in.extension && !in.killed && in.cmd != nil && !isClosed(in.exited)
+	graceful := in.extension && !in.killed && in.cmd != nil && !in.reaped
 	if graceful {
 		if in.frozen {
 			_ = contGroup(in.cmd.Process)
@@ -240,7 +266,7 @@ func (in *instance) freeze() {
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.killed || in.frozen || in.stopping || in.cmd == nil {
+	if in.killed || in.reaped || in.frozen || in.stopping || in.cmd == nil {
 		return
 	}
 	if err := stopGroup(in.cmd.Process); err == nil {
@@ -252,7 +278,7 @@ func (in *instance) freeze() {
 func (in *instance) thaw() {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.frozen && !in.killed {
+	if in.frozen && !in.killed && !in.reaped {
 		_ = contGroup(in.cmd.Process)
 	}
 	in.frozen = false

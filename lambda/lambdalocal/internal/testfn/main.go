@@ -6,9 +6,11 @@
 //
 // Environment: TESTFN_INIT_EXIT=N exits with status N before lambda.Start;
 // TESTFN_INIT_ERROR=1 posts an init error and waits; TESTFN_SIGTERM=1
-// starts with lambda.WithEnableSIGTERM and prints "SIGTERM" when it comes;
+// starts with lambda.WithEnableSIGTERM and prints "SIGTERM" when it comes,
+// then, with TESTFN_SIGTERM_GATE=URL, GETs URL and prints "shutdown done";
 // TESTFN_INIT_ONCE=FILE exits with status 4 at init if FILE exists, else
-// creates it (only the first environment starts).
+// creates it (only the first environment starts); with TESTFN_INIT_HANG=1,
+// it hangs at init instead of exiting.
 package main
 
 import (
@@ -53,6 +55,10 @@ func main() {
 	}
 	if marker := os.Getenv("TESTFN_INIT_ONCE"); marker != "" {
 		if _, err := os.Stat(marker); err == nil {
+			if os.Getenv("TESTFN_INIT_HANG") == "1" {
+				fmt.Println("not the first start: hanging")
+				time.Sleep(time.Minute)
+			}
 			fmt.Println("not the first start: exiting with status 4")
 			os.Exit(4)
 		}
@@ -76,6 +82,13 @@ func main() {
 	if os.Getenv("TESTFN_SIGTERM") == "1" {
 		opts = append(opts, lambda.WithEnableSIGTERM(func() {
 			fmt.Println("SIGTERM")
+			if gate := os.Getenv("TESTFN_SIGTERM_GATE"); gate != "" {
+				// A shutdown phase that lasts until the test ends it.
+				if resp, err := http.Get(gate); err == nil {
+					resp.Body.Close()
+				}
+				fmt.Println("shutdown done")
+			}
 			os.Exit(0)
 		}))
 	}
