@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // urlEvent is a function URL request, payload format 2.0. It has the
@@ -154,7 +155,9 @@ func buildEvent(r *http.Request, body []byte, requestID, trace string, now time.
 		ev.RequestContext.HTTP.Path = "/"
 	}
 	if len(body) > 0 {
-		if isText(r.Header.Get("Content-Type")) {
+		// A JSON string holds only valid UTF-8: other bytes in a text
+		// body go as base64, so that none is replaced.
+		if isText(r.Header.Get("Content-Type")) && utf8.Valid(body) {
 			ev.Body = string(body)
 		} else {
 			ev.Body = base64.StdEncoding.EncodeToString(body)
