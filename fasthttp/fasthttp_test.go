@@ -370,10 +370,7 @@ func TestServerWriteTimeout(t *testing.T) {
 func TestServerReadTimeout(t *testing.T) {
 	t.Parallel()
 	const readTimeout = 100 * time.Millisecond
-	msgs := make(chan string, 16)
-	s := newServer(t, handler.Config{Heartbeat: -1, Hooks: handler.Hooks{
-		Message: func(p *handler.Peer, m handler.Message) { msgs <- m.Text() },
-	}}, func(srv *fh.Server) { srv.ReadTimeout = readTimeout })
+	s, msgs := newRecordingServer(t, handler.Config{Heartbeat: -1}, func(srv *fh.Server) { srv.ReadTimeout = readTimeout })
 	st := s.open()
 	p := s.peer(st.id)
 	u := s.startUpload(st.id)
@@ -401,10 +398,7 @@ func TestServerReadTimeout(t *testing.T) {
 // with streams and a streamed upload open.
 func TestShutdown(t *testing.T) {
 	t.Parallel()
-	msgs := make(chan string, 16)
-	s := newServer(t, handler.Config{Heartbeat: -1, Hooks: handler.Hooks{
-		Message: func(p *handler.Peer, m handler.Message) { msgs <- m.Text() },
-	}}, nil)
+	s, msgs := newRecordingServer(t, handler.Config{Heartbeat: -1}, nil)
 	streams := []*stream{s.open(), s.open(), s.open()}
 	u := s.startUpload(streams[0].id)
 	u.write(t, "up")
@@ -436,10 +430,7 @@ func TestShutdown(t *testing.T) {
 // clients to come back (elsewhere).
 func TestServerShutdownAlone(t *testing.T) {
 	t.Parallel()
-	msgs := make(chan string, 16)
-	s := newServer(t, handler.Config{Heartbeat: -1, ReconnectGrace: time.Minute, Hooks: handler.Hooks{
-		Message: func(p *handler.Peer, m handler.Message) { msgs <- m.Text() },
-	}}, nil)
+	s, msgs := newRecordingServer(t, handler.Config{Heartbeat: -1, ReconnectGrace: time.Minute}, nil)
 	streams := []*stream{s.open(), s.open()}
 	u := s.startUpload(streams[0].id)
 	u.write(t, "up")

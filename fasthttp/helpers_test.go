@@ -280,3 +280,13 @@ func readUntilClosed(c net.Conn) error {
 type discardLogger struct{}
 
 func (discardLogger) Printf(string, ...any) {}
+
+// newRecordingServer is newServer with a Message hook that passes every
+// message's text to the returned channel (cfg's own Message hook is
+// replaced).
+func newRecordingServer(t *testing.T, cfg handler.Config, configure func(*fh.Server)) (*server, <-chan string) {
+	t.Helper()
+	msgs := make(chan string, 16)
+	cfg.Hooks.Message = func(p *handler.Peer, m handler.Message) { msgs <- m.Text() }
+	return newServer(t, cfg, configure), msgs
+}

@@ -121,10 +121,7 @@ func TestHostileRequests(t *testing.T) {
 // answer. The client must get its 413, every time.
 func TestLargeBodyRefused(t *testing.T) {
 	t.Parallel()
-	msgs := make(chan string, 16)
-	s := newServer(t, handler.Config{Hooks: handler.Hooks{
-		Message: func(p *handler.Peer, m handler.Message) { msgs <- m.Text() },
-	}}, nil)
+	s, msgs := newRecordingServer(t, handler.Config{}, nil)
 	st := s.open()
 	big := strings.Repeat("x", 7<<20)
 	for i := range 5 {

@@ -17,10 +17,7 @@ import (
 // message, delivered while the body is still open.
 func TestStreamedUpload(t *testing.T) {
 	t.Parallel()
-	msgs := make(chan string, 16)
-	s := newServer(t, handler.Config{Hooks: handler.Hooks{
-		Message: func(p *handler.Peer, m handler.Message) { msgs <- m.Text() },
-	}}, nil)
+	s, msgs := newRecordingServer(t, handler.Config{}, nil)
 	st := s.open()
 	u := s.startUpload(st.id)
 	for _, w := range []struct{ write, want string }{
@@ -54,10 +51,7 @@ func TestStreamedUpload(t *testing.T) {
 // chunk; each message must still arrive as soon as its bytes have.
 func TestStreamedUploadDelayedCRLF(t *testing.T) {
 	t.Parallel()
-	msgs := make(chan string, 16)
-	s := newServer(t, handler.Config{Hooks: handler.Hooks{
-		Message: func(p *handler.Peer, m handler.Message) { msgs <- m.Text() },
-	}}, nil)
+	s, msgs := newRecordingServer(t, handler.Config{}, nil)
 	st := s.open()
 	c := s.rawConn()
 	fmt.Fprintf(c, "POST /sse HTTP/1.1\r\nHost: %s\r\nX-Crossws-Id: %s\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n7\r\nhello a", s.addr, st.id)
@@ -86,10 +80,7 @@ func TestStreamedUploadDelayedCRLF(t *testing.T) {
 // another goroutine with a read deadline in the past.
 func TestStreamedUploadEndsWhenPeerCloses(t *testing.T) {
 	t.Parallel()
-	msgs := make(chan string, 16)
-	s := newServer(t, handler.Config{Hooks: handler.Hooks{
-		Message: func(p *handler.Peer, m handler.Message) { msgs <- m.Text() },
-	}}, nil)
+	s, msgs := newRecordingServer(t, handler.Config{}, nil)
 	st := s.open()
 	u := s.startUpload(st.id)
 	u.write(t, "a")
@@ -106,10 +97,7 @@ func TestStreamedUploadEndsWhenPeerCloses(t *testing.T) {
 // One more upload than MaxUploads ends the oldest.
 func TestStreamedUploadReplaced(t *testing.T) {
 	t.Parallel()
-	msgs := make(chan string, 16)
-	s := newServer(t, handler.Config{MaxUploads: 1, Hooks: handler.Hooks{
-		Message: func(p *handler.Peer, m handler.Message) { msgs <- m.Text() },
-	}}, nil)
+	s, msgs := newRecordingServer(t, handler.Config{MaxUploads: 1}, nil)
 	st := s.open()
 	u1 := s.startUpload(st.id)
 	u1.write(t, "one")
@@ -146,10 +134,7 @@ func TestStreamedUploadUnknownPeer(t *testing.T) {
 func TestUploadWithoutStreamRequestBody(t *testing.T) {
 	t.Parallel()
 	const bodyLimit = 8 << 10
-	msgs := make(chan string, 16)
-	s := newServer(t, handler.Config{Hooks: handler.Hooks{
-		Message: func(p *handler.Peer, m handler.Message) { msgs <- m.Text() },
-	}}, func(srv *fh.Server) {
+	s, msgs := newRecordingServer(t, handler.Config{}, func(srv *fh.Server) {
 		srv.StreamRequestBody = false
 		srv.MaxRequestBodySize = bodyLimit
 	})
