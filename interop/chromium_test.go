@@ -123,8 +123,12 @@ func TestChromiumChat(t *testing.T) {
 }
 
 // chatter is one page of chatTwoPages: its member name, the chat instance
-// it opens, and what it writes.
-type chatter struct{ name, base, say string }
+// it opens, what it writes, and how long it waits first (while streams end
+// and resume, say).
+type chatter struct {
+	name, base, say string
+	wait            time.Duration
+}
 
 // chatTwoPages opens each chatter's page in its own browser context of one
 // headless Chromium, joins, waits until both pages list both members (each
@@ -190,6 +194,7 @@ func chatTwoPages(t *testing.T, ctx context.Context, who [2]chatter) {
 	// pages, so that both pages must show the same order.
 	want := []chatLine{{From: a, Text: who[0].say}, {From: b, Text: who[1].say}}
 	for i, c := range who {
+		time.Sleep(c.wait)
 		if err := chromedp.Do(pages[c.name],
 			chromedp.SendKeys(chromedp.ID("text"), c.say),
 			chromedp.Click(chromedp.ID("send")),
@@ -218,8 +223,9 @@ func chatTwoPages(t *testing.T, ctx context.Context, who [2]chatter) {
 		if !slices.Equal(lines, w) {
 			t.Errorf("%s's page shows %+v, want %+v", c.name, lines, w)
 		}
-		state, err := chromedp.Run(pages[c.name], chromedp.Evaluate[string](`document.getElementById("status").dataset.state`))
-		if err != nil || state != "open" {
+		// Open: at once, or once a stream that just ended has resumed.
+		if err := poll(pages[c.name], `document.getElementById("status").dataset.state === "open"`); err != nil {
+			state, _ := chromedp.Run(pages[c.name], chromedp.Evaluate[string](`document.getElementById("status").dataset.state`))
 			t.Errorf("%s's status is %q (%v), want open", c.name, state, err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ssebridge/ssebridge/internal/redistest"
 )
@@ -51,17 +52,32 @@ func TestChromiumChatLambda(t *testing.T) {
 	})
 }
 
+// TestChromiumChatLambdaAcrossInvocations: the same with 5 s invocations,
+// so that each page's stream ends (2 s before the deadline) and the browser
+// resumes it in another invocation, several times before alice writes.
+func TestChromiumChatLambdaAcrossInvocations(t *testing.T) {
+	ctx := testContext(t)
+	requireChromium(t)
+	base := startLambdaChat(t, ctx, "-timeout", "5s", "-margin", "2s")
+	chatTwoPages(t, ctx, [2]chatter{
+		{name: "alice", base: base, say: "still here after three invocations", wait: 7 * time.Second},
+		{name: "bob", base: base, say: "so am I"},
+	})
+}
+
 var lambdaBuild = sync.OnceValues(func() (string, error) { return buildExample("lambda") })
 
 // startLambdaChat runs examples/lambda -local on 127.0.0.1:0 with a fresh
 // Redis, and returns the function URL's base.
-func startLambdaChat(t *testing.T, ctx context.Context) string {
+// Later args override the defaults (a 2 min function timeout).
+func startLambdaChat(t *testing.T, ctx context.Context, args ...string) string {
 	t.Helper()
 	rs := redistest.Start(t)
 	bin, err := lambdaBuild()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startExample(t, ctx, exec.Command(bin, "-local", "127.0.0.1:0", "-redis", rs.URL(), "-prefix", rs.Prefix(),
-		"-environments", "6", "-timeout", "2m"))
+	args = append([]string{"-local", "127.0.0.1:0", "-redis", rs.URL(), "-prefix", rs.Prefix(),
+		"-environments", "6", "-timeout", "2m"}, args...)
+	return startExample(t, ctx, exec.Command(bin, args...))
 }
