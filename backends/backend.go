@@ -11,7 +11,9 @@
 //     ([Node.Publish], [Receiver.Broadcast]);
 //   - topic history and session records, so that a client whose node is gone
 //     resumes its session on another node with the publications it missed
-//     ([Node.Claim], [Node.Replay]).
+//     ([Node.Claim], [Node.Replay]);
+//   - optionally, presence: which clients are in each channel, with expiry
+//     ([Presence]).
 //
 // # Positions and marks
 //
@@ -57,6 +59,8 @@ package backends
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 )
 
 // Errors a backend returns. Implementations wrap them with context; callers
@@ -212,6 +216,81 @@ type Node interface {
 type SessionKeeper interface {
 	// KeepsSessions reports whether the node's sessions outlive Close.
 	KeepsSessions() bool
+}
+
+// PresenceInfo is one client present in a channel.
+type PresenceInfo struct {
+	Client   string // the client's id, unique per connection
+	User     string // the user's id; "" for an anonymous client
+	ConnInfo []byte // connection info (raw JSON, or nil), as the application set it
+	ChanInfo []byte // channel info (raw JSON, or nil)
+}
+
+// Presence is implemented by nodes whose backend keeps who is present in
+// each channel, across nodes: every node of a backend sees the same
+// presence. It is optional; callers test for it with a type assertion.
+//
+// Implementations enforce the limits below ([CheckPresence]), refusing a
+// call that breaks them before touching any state. ConnInfo and ChanInfo
+// are opaque bytes (they need not be valid JSON) and round-trip exactly,
+// nil and empty included; implementations copy them in and out, so callers
+// may reuse their buffers.
+type Presence interface {
+	// AddPresence records info as present in channel, or refreshes it,
+	// until ttl passes without another AddPresence. ttl must be positive.
+	AddPresence(ctx context.Context, channel string, info PresenceInfo, ttl time.Duration) error
+	// RemovePresence removes client from channel; removing an absent one
+	// is not an error.
+	RemovePresence(ctx context.Context, channel, client string) error
+	// Presence returns the clients present in channel (expired entries are
+	// never returned), by client id.
+	Presence(ctx context.Context, channel string) (map[string]PresenceInfo, error)
+	// PresenceStats returns how many clients and how many distinct
+	// non-empty users are present in channel.
+	PresenceStats(ctx context.Context, channel string) (clients, users int, err error)
+}
+
+// Limits of presence entries, the same for every backend.
+const (
+	// MaxChannelLen bounds channel names, in bytes (as topic names).
+	MaxChannelLen = 1024
+	// MaxClientLen bounds client ids, in bytes.
+	MaxClientLen = 1024
+	// MaxPresenceSize bounds one entry: the sum of the lengths of Client,
+	// User, ConnInfo and ChanInfo.
+	MaxPresenceSize = 64 << 10
+)
+
+// CheckPresence checks a presence call's arguments against the limits: the
+// channel and the client must be non-empty and not too long, and, when info
+// is not nil, the entry must not exceed MaxPresenceSize and ttl must be
+// positive. Backends call it first; callers need not.
+func CheckPresence(channel, client string, info *PresenceInfo, ttl time.Duration) error {
+	switch {
+	case channel == "":
+		return errors.New("backends: presence: empty channel name")
+	case len(channel) > MaxChannelLen:
+		return fmt.Errorf("backends: presence: channel name of %d bytes, longer than %d", len(channel), MaxChannelLen)
+	case client == "":
+		return errors.New("backends: presence: empty client id")
+	case len(client) > MaxClientLen:
+		return fmt.Errorf("backends: presence: client id of %d bytes, longer than %d", len(client), MaxClientLen)
+	}
+	if info == nil {
+		return nil
+	}
+	if size := len(info.Client) + len(info.User) + len(info.ConnInfo) + len(info.ChanInfo); size > MaxPresenceSize {
+		return fmt.Errorf("backends: presence: entry of %d bytes (client, user, conn info and chan info), more than %d", size, MaxPresenceSize)
+	}
+	if ttl <= 0 {
+		return fmt.Errorf("backends: presence: ttl %v, want a positive duration", ttl)
+	}
+	return nil
+}
+
+// CheckChannel checks a channel name against the limits of CheckPresence.
+func CheckChannel(channel string) error {
+	return CheckPresence(channel, "-", nil, 0)
 }
 
 // Receiver is implemented by the engine of a node; the backend calls it.

@@ -7,8 +7,10 @@
 //
 // The suite needs nothing but the backend: it attaches nodes with recording
 // receivers and checks routing, ordering, fan-out, namespaces, exclusion and
-// cleanup. Deliveries may be asynchronous; the suite waits for them (up to
-// Timeout) and checks that nothing else arrives.
+// cleanup; and presence when the backend's nodes implement
+// backends.Presence (otherwise those tests are not run at all). Deliveries
+// may be asynchronous; the suite waits for them (up to Timeout) and checks
+// that nothing else arrives.
 //
 // Import direction: backendtest → backends (and testing); never imported by
 // non-test code.
@@ -66,6 +68,9 @@ func Run(t *testing.T, newBackend func(t *testing.T) backends.Backend) {
 		{"ClaimFromReplayMark", testClaimFromReplayMark},
 		{"ReplayMarksAreThatSessions", testReplayMarksPerSession},
 		{"JoinAllTopicsBeforeLive", testJoinAllTopics},
+	}
+	if implementsPresence(t, newBackend) {
+		tests = append(tests, presenceTests...)
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -51,6 +51,9 @@ type Backend struct {
 	nodes    map[string]*node
 	sessions map[string]*session
 	topics   map[string]*topic
+
+	pmu      sync.Mutex
+	presence map[string]map[string]presenceEntry // channel → client → entry; see presence.go
 }
 
 // session is a session record.
@@ -91,6 +94,7 @@ func NewWithConfig(cfg Config) *Backend {
 		nodes:    make(map[string]*node),
 		sessions: make(map[string]*session),
 		topics:   make(map[string]*topic),
+		presence: make(map[string]map[string]presenceEntry),
 	}
 }
 

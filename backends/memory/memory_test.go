@@ -2,7 +2,9 @@ package memory_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/ssebridge/ssebridge/backends"
 	"github.com/ssebridge/ssebridge/backends/backendtest"
@@ -87,5 +89,46 @@ func TestMarkLogLength(t *testing.T) {
 	}
 	if _, err := c.Claim(t.Context(), "s", backends.Cursor{Seq: 3, Mark: 2}); err != nil {
 		t.Fatalf("Claim from the oldest kept mark: %v", err)
+	}
+}
+
+// TestPresencePruned: expired entries and emptied channels do not stay in
+// memory: a channel is pruned when used, others by later AddPresence calls.
+func TestPresencePruned(t *testing.T) {
+	b := memory.New()
+	n, err := b.Attach(t.Context(), backendtest.NewRecorder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := n.(backends.Presence)
+	for i := range 20 {
+		if err := p.AddPresence(t.Context(), fmt.Sprint("ch", i), backends.PresenceInfo{Client: "c"}, 50*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.AddPresence(t.Context(), "removed", backends.PresenceInfo{Client: "c"}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.RemovePresence(t.Context(), "removed", "c"); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.PresenceChannels(); got != 20 {
+		t.Fatalf("%d channels with presence, want 20", got)
+	}
+	time.Sleep(60 * time.Millisecond)
+	if c, _, err := p.PresenceStats(t.Context(), "ch0"); err != nil || c != 0 {
+		t.Fatalf("PresenceStats(ch0) = %d, %v", c, err)
+	}
+	if got := b.PresenceChannels(); got != 19 {
+		t.Fatalf("after reading ch0: %d channels with presence, want 19", got)
+	}
+	// Each AddPresence sweeps a few other channels.
+	for i := 0; b.PresenceChannels() > 1; i++ {
+		if i == 100 {
+			t.Fatalf("after %d AddPresence: %d channels with presence, want 1", i, b.PresenceChannels())
+		}
+		if err := p.AddPresence(t.Context(), "live", backends.PresenceInfo{Client: "c"}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

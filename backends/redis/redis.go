@@ -34,6 +34,9 @@
 //	                             MINID ~ now-HistoryAge
 //	P:{t<k>}:last        string  the last id given out in bucket k
 //	P:{t<k>}:wake:<node> stream  wakes the node's reader of bucket k (MAXLEN 1)
+//	P:{p.<c>}:presence   hash    channel c's presence: client → entry (see
+//	                             presence.go for the encoding)
+//	P:{p.<c>}:presence-exp zset  client → expiry (unix ms, Redis' clock)
 //
 // No key lives forever. alive expires NodeTTL after the node's last
 // heartbeat; inbox, log, cur and top NodeTTL+SessionTTL after it. Session
@@ -42,6 +45,7 @@
 // publication or the last heartbeat of a node subscribed to the topic, a
 // bucket's last id HistoryAge+NodeTTL after the bucket's last publication.
 // Wake streams expire NodeTTL+SessionTTL after the last Subscribe.
+// A channel's presence keys expire when its latest presence entry does.
 // Close deletes alive, inbox and the node's wake streams; session records,
 // log, cur and top stay, so that the node's sessions remain resumable
 // elsewhere until their records expire.
@@ -56,7 +60,8 @@
 // Node ids are 22 characters of base64url. Session ids must be 1 to 64
 // characters of [A-Za-z0-9_-]; anything else is refused, with an error
 // wrapping backends.ErrUnknownSession, before a key is built or Redis is
-// called. Topic names are 1 to 1024 bytes.
+// called. Topic names are 1 to 1024 bytes, and so are presence channel
+// names (backends.CheckPresence).
 //
 // # How it works
 //
@@ -471,6 +476,15 @@ func (b *Backend) bucketOf(topic string) int {
 
 func (b *Backend) topicKey(topic string) string {
 	return b.buckets[b.bucketOf(topic)] + "topic:" + topic
+}
+
+// presenceKeys returns a channel's presence hash and expiry zset, under
+// one hash tag. A "}" in the channel ends the tag early, for both keys
+// alike; the keys stay distinct from every other channel's and from the
+// other key families ("{p." starts no other tag).
+func (b *Backend) presenceKeys(channel string) []string {
+	tag := b.cfg.Prefix + ":{p." + channel + "}:"
+	return []string{tag + "presence", tag + "presence-exp"}
 }
 
 func (b *Backend) wakeKey(bucket int, node string) string {

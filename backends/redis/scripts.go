@@ -40,6 +40,11 @@ var (
 	scriptMarks     = loadScript("marks")
 	scriptClaimScan = loadScript("claimscan")
 	scriptRefresh   = loadScript("refresh")
+
+	scriptPresenceAdd    = loadScript("presence_add")
+	scriptPresenceRemove = loadScript("presence_remove")
+	scriptPresenceGet    = loadScript("presence_get")
+	scriptPresenceStats  = loadScript("presence_stats")
 )
 
 // wakeSrc is the wake script's source, for pipelines (EVAL: a pipeline
