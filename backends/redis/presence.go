@@ -127,7 +127,7 @@ func (n *node) Presence(ctx context.Context, channel string) (map[string]backend
 	if n.closed.Load() {
 		return nil, n.errClosed(op)
 	}
-	kv, err := scriptPresenceGet.Run(ctx, n.b.client, n.b.presenceKeys(channel)).StringSlice()
+	kv, err := scriptPresenceRead.Run(ctx, n.b.client, n.b.presenceKeys(channel), "all").StringSlice()
 	if err != nil {
 		return nil, wrap(op, err)
 	}
@@ -151,7 +151,7 @@ func (n *node) PresenceStats(ctx context.Context, channel string) (clients, user
 	if n.closed.Load() {
 		return 0, 0, n.errClosed(op)
 	}
-	res, err := scriptPresenceStats.Run(ctx, n.b.client, n.b.presenceKeys(channel)).Int64Slice()
+	res, err := scriptPresenceRead.Run(ctx, n.b.client, n.b.presenceKeys(channel), "stats").Int64Slice()
 	if err != nil {
 		return 0, 0, wrap(op, err)
 	}

@@ -43,8 +43,7 @@ var (
 
 	scriptPresenceAdd    = loadScript("presence_add")
 	scriptPresenceRemove = loadScript("presence_remove")
-	scriptPresenceGet    = loadScript("presence_get")
-	scriptPresenceStats  = loadScript("presence_stats")
+	scriptPresenceRead   = loadScript("presence_read")
 )
 
 // wakeSrc is the wake script's source, for pipelines (EVAL: a pipeline

@@ -1,7 +1,8 @@
--- Counts a channel's clients and distinct non-empty users, after dropping
--- its expired entries. An entry starts "1|<len>:<user>" (see presence.go).
--- KEYS[1] presence hash, KEYS[2] presence-exp zset
--- Returns {clients, users}.
+-- Reads a channel's presence, after dropping its expired entries.
+-- KEYS[1] presence hash (client → entry), KEYS[2] presence-exp zset
+-- ARGV[1] "all": returns HGETALL (client, entry, client, entry…);
+-- "stats": returns {clients, distinct non-empty users}, reading the user at
+-- the start of each entry, "1|<len>:<user>" (see presence.go).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 while true do
@@ -14,6 +15,9 @@ while true do
   if #old < 1000 then
     break
   end
+end
+if ARGV[1] ~= 'stats' then
+  return redis.call('HGETALL', KEYS[1])
 end
 local vals = redis.call('HVALS', KEYS[1])
 local seen = {}
