@@ -1,7 +1,6 @@
 package lambda_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ssebridge/ssebridge/internal/redistest"
+	"github.com/ssebridge/ssebridge/internal/ssetest"
 	"github.com/ssebridge/ssebridge/runtimetest"
 )
 
@@ -144,31 +144,22 @@ func readStream(t *testing.T, ctx context.Context, u, last string, hello func(pe
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET: %d", resp.StatusCode)
 	}
-	sc := bufio.NewScanner(resp.Body)
-	var typ, d, id string
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "":
-			if id != "" {
-				lastID = id
-			}
-			switch typ {
-			case "crossws-id":
-				peer = d
-				hello(peer)
-			case "", "message":
-				if d != "" {
-					data = append(data, d)
-				}
-			}
-			typ, d = "", ""
-		case strings.HasPrefix(line, "event: "):
-			typ = strings.TrimPrefix(line, "event: ")
-		case strings.HasPrefix(line, "data: "):
-			d = strings.TrimPrefix(line, "data: ")
-		case strings.HasPrefix(line, "id: "):
-			id = strings.TrimPrefix(line, "id: ")
+	r := ssetest.NewReader(resp.Body)
+	for {
+		it, ok := r.Next(t)
+		if !ok {
+			break
+		}
+		if it.Kind != ssetest.ItemEvent {
+			continue
+		}
+		lastID = it.ID // EventSource's last event ID buffer
+		switch it.Type {
+		case "crossws-id":
+			peer = it.Data
+			hello(peer)
+		case "message":
+			data = append(data, it.Data)
 		}
 	}
 	return peer, data, lastID
