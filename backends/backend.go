@@ -293,6 +293,59 @@ func CheckChannel(channel string) error {
 	return CheckPresence(channel, "-", nil, 0)
 }
 
+// StreamPosition is where a topic's numbered history stands: the epoch of
+// its numbering and the offset of its last publication (0: none yet).
+type StreamPosition struct {
+	Offset uint64
+	Epoch  string
+}
+
+// HistoryRequest asks History for a topic's publications.
+type HistoryRequest struct {
+	// Since, when not nil, asks for the publications after Since.Offset
+	// (with Reverse: before it), oldest first (with Reverse: newest first).
+	// When Since.Epoch is not the topic's epoch, no publication is
+	// returned. Nil asks for the newest publications (with Reverse) or the
+	// oldest kept (without).
+	Since *StreamPosition
+	// Limit bounds the publications returned: 0 returns none (only the
+	// position), a negative limit every one the history holds.
+	Limit int
+	// Reverse returns publications newest first.
+	Reverse bool
+}
+
+// HistoryResult is a topic's position and the publications History found.
+type HistoryResult struct {
+	// StreamPosition is the topic's current position: its epoch and the
+	// offset of its last publication.
+	StreamPosition
+	// Publications have Topic, Data, Namespace, Exclude and Offset set
+	// (Position too, and Mark 0); their Data is owned by the caller.
+	Publications []Publication
+}
+
+// History is implemented by nodes whose backend numbers each topic's
+// publications 1, 2, 3… within an epoch and keeps the recent ones, so that
+// a client that knows the offset and epoch of the last publication it got
+// asks for what followed (the Centrifugo protocol's history and recovery).
+// It is optional; callers test for it with a type assertion.
+//
+// A topic's epoch changes when its numbering starts again: the topic's
+// history was lost (expired with no subscriber left, or the backend lost
+// its data). Within an epoch, offsets increase by one per publication, with
+// no gap, in the order every node broadcasts them. The history keeps the
+// newest publications (as many as the backend is configured to keep); a
+// caller detects that some it asked for were dropped when the first
+// publication returned after Since is not Since.Offset+1.
+type History interface {
+	// History returns the topic's position and the publications req asks
+	// for. A topic never published to has offset 0 and an epoch all the
+	// same (which stays the topic's epoch for its first publications as
+	// long as the history lives).
+	History(ctx context.Context, topic string, req HistoryRequest) (HistoryResult, error)
+}
+
 // Receiver is implemented by the engine of a node; the backend calls it.
 type Receiver interface {
 	// Deliver hands over an upstream message for a session this node
@@ -339,6 +392,10 @@ type Publication struct {
 	// Position is the publication's place in the topic's history, set by
 	// the backend.
 	Position Position
+	// Offset is the publication's number in its topic's epoch (1, 2, 3…;
+	// see History), set by backends that implement History in Broadcast,
+	// Replay and History; 0 otherwise. p.Offset is ignored by Publish.
+	Offset uint64
 	// Mark is the receiving node's number for the publication (see the
 	// package documentation), set by the backend in Broadcast; 0 in Replay.
 	Mark uint64

@@ -20,7 +20,7 @@ func (codec) AppendSend(dst []byte, text []byte) []byte {
 	return appendMessage(dst, text)
 }
 
-func (codec) AppendPublication(dst []byte, _ string, text []byte) []byte {
+func (codec) AppendPublication(dst []byte, _ string, text []byte, _ uint64) []byte {
 	return appendMessage(dst, text)
 }
 

@@ -30,7 +30,6 @@ package crossws
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -119,43 +118,8 @@ func (p *Protocol) Serve(x engine.Exchange) {
 	}
 }
 
-// upgrade runs the Upgrade hook and answers the request itself when the hook
-// refuses it. It reports whether the request may proceed.
-func (p *Protocol) upgrade(x engine.Exchange, u *engine.Upgrade) bool {
-	h := p.e.Config().Hooks.Upgrade
-	if h == nil {
-		return true
-	}
-	err := callUpgrade(h, u)
-	if err == nil {
-		return true
-	}
-	var rej *engine.RejectError
-	if errors.As(err, &rej) {
-		for k, v := range rej.Header {
-			x.SetHeader(k, v)
-		}
-		status := rej.Status
-		if status < 400 || status > 599 {
-			status = http.StatusForbidden
-		}
-		engine.WriteError(x, status, rej.Body)
-		return false
-	}
-	p.e.ReportError(nil, fmt.Errorf("ssebridge: Upgrade hook: %w", err))
-	engine.WriteError(x, http.StatusInternalServerError, "internal error")
-	return false
-}
-
-// callUpgrade runs the hook, turning a panic into an error.
-func callUpgrade(h func(*engine.Upgrade) error, u *engine.Upgrade) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = &engine.PanicError{Hook: "Upgrade", Value: v}
-		}
-	}()
-	return h(u)
-}
+// upgrade runs the Upgrade hook (see engine.Engine.Upgrade).
+func (p *Protocol) upgrade(x engine.Exchange, u *engine.Upgrade) bool { return p.e.Upgrade(x, u) }
 
 // serveStream opens or resumes a stream.
 func (p *Protocol) serveStream(x engine.Exchange, cors engine.CORS) {

@@ -17,8 +17,10 @@ import (
 type Codec interface {
 	// AppendSend appends the frame of a message sent to one peer.
 	AppendSend(dst []byte, text []byte) []byte
-	// AppendPublication appends the frame of a publication on topic.
-	AppendPublication(dst []byte, topic string, text []byte) []byte
+	// AppendPublication appends the frame of a publication on topic. offset
+	// is its number in the topic's history (see backends.History), 0 when
+	// the backend does not number publications.
+	AppendPublication(dst []byte, topic string, text []byte, offset uint64) []byte
 	// AppendID appends what precedes the frame numbered seq of peer p on the
 	// wire (for example "id: …\n"), or nothing. mark is the frame's backend
 	// mark (see package backends), which a protocol that resumes with event

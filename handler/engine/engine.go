@@ -77,6 +77,11 @@ func (e *Engine) Config() Config { return e.cfg }
 // NodeID returns the backend's id for this node.
 func (e *Engine) NodeID() string { return e.node.ID() }
 
+// Node returns the engine's handle on its backend. Protocols use it for
+// the optional features a backend may implement (backends.Presence,
+// backends.History), found with a type assertion.
+func (e *Engine) Node() backends.Node { return e.node }
+
 // Logger returns the engine's logger.
 func (e *Engine) Logger() *slog.Logger { return e.log }
 
@@ -84,11 +89,35 @@ func (e *Engine) Logger() *slog.Logger { return e.log }
 // registers it with the backend and attaches x as its stream. The protocol
 // then sets headers and calls Stream.Run.
 func (e *Engine) Open(ctx context.Context, x Exchange, u *Upgrade, c Codec) (*Stream, error) {
+	return e.OpenWith(ctx, x, u, c, PeerOptions{})
+}
+
+// PeerOptions adapt a peer to a protocol whose sessions work differently
+// from the native one.
+type PeerOptions struct {
+	// Hooks, when not nil, replace the engine's Open, Resume, Message and
+	// Close hooks for the peer: the protocol runs its own, and calls the
+	// application's as its API says. (Upgrade and Error stay the engine's.)
+	Hooks *Hooks
+	// Ephemeral peers live as long as their stream: they are never resumed
+	// (no grace period after the stream ends, no takeover elsewhere) and
+	// Shutdown closes them with CloseGoingAway and their close frame
+	// instead of handing them off. Centrifugo's clients reconnect with a
+	// new connection and recover their channels themselves.
+	Ephemeral bool
+}
+
+// OpenWith is Open for a peer with options.
+func (e *Engine) OpenWith(ctx context.Context, x Exchange, u *Upgrade, c Codec, o PeerOptions) (*Stream, error) {
 	ns := u.Namespace
 	if ns == "" {
 		ns = "/" // "" means every namespace to the backend
 	}
 	p := e.newPeer(NewID(), u, x, c, ns, 1)
+	if o.Hooks != nil {
+		p.hooks = o.Hooks
+	}
+	p.ephemeral = o.Ephemeral
 	if err := e.add(p); err != nil {
 		return nil, err
 	}
@@ -114,6 +143,7 @@ func (e *Engine) newPeer(id string, u *Upgrade, x Exchange, c Codec, ns string, 
 		ns:     ns,
 		ctx:    pctx,
 		cancel: cancel,
+		hooks:  &e.cfg.Hooks,
 		log:    newFrameLog(next),
 	}
 	p.req = NewRequest(takeSnapshot(x, pctx))
@@ -280,7 +310,7 @@ func (e *Engine) abandon(p *Peer) {
 			e.ReportError(p, fmt.Errorf("ssebridge: remove session after a failed takeover: %w", err))
 			return
 		}
-		if h := e.cfg.Hooks.Close; h != nil {
+		if h := p.hooks.Close; h != nil {
 			d := CloseDetails{Code: CloseAbnormal, Reason: "resume failed and the client did not come back"}
 			p.runHook("Close", func() { h(p, d) })
 		}
@@ -536,10 +566,11 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Unlock()
 	keep := e.KeepsSessions()
 	for p := range e.Peers() {
-		if keep {
+		if keep && !p.ephemeral {
 			p.handoff()
 		} else {
-			p.closeWith(CloseDetails{Code: CloseGoingAway, Reason: "server shutting down"}, true, false)
+			// An ephemeral peer's client is told why its stream ends.
+			p.closeWith(CloseDetails{Code: CloseGoingAway, Reason: "server shutting down"}, true, p.ephemeral)
 		}
 	}
 	tick := time.NewTicker(10 * time.Millisecond)

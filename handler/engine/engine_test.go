@@ -64,7 +64,7 @@ func (x *discardExchange) Write(p []byte) (int, error) {
 type testCodec struct{}
 
 func (testCodec) AppendSend(dst, text []byte) []byte { return appendTestEvent(dst, text) }
-func (testCodec) AppendPublication(dst []byte, _ string, text []byte) []byte {
+func (testCodec) AppendPublication(dst []byte, _ string, text []byte, _ uint64) []byte {
 	return appendTestEvent(dst, text)
 }
 func (testCodec) AppendID(dst []byte, p *Peer, seq, _ uint64) []byte {

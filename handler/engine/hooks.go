@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 )
 
 // Hooks are the application's callbacks. Every hook is optional. Hooks of one
@@ -127,3 +129,43 @@ func (k *Key[T]) Value(ctx context.Context) (T, bool) {
 
 // String names the key, for debugging.
 func (k *Key[T]) String() string { return "ssebridge.Key(" + k.name + ")" }
+
+// Upgrade runs the Upgrade hook for u, and answers the request itself when
+// the hook refuses it (the hook's status and body, or 500 for an error that
+// is not a *RejectError). It reports whether the request may proceed.
+// Protocols call it before anything else happens.
+func (e *Engine) Upgrade(x Exchange, u *Upgrade) bool {
+	h := e.cfg.Hooks.Upgrade
+	if h == nil {
+		return true
+	}
+	err := callUpgrade(h, u)
+	if err == nil {
+		return true
+	}
+	var rej *RejectError
+	if errors.As(err, &rej) {
+		for k, v := range rej.Header {
+			x.SetHeader(k, v)
+		}
+		status := rej.Status
+		if status < 400 || status > 599 {
+			status = http.StatusForbidden
+		}
+		WriteError(x, status, rej.Body)
+		return false
+	}
+	e.ReportError(nil, fmt.Errorf("ssebridge: Upgrade hook: %w", err))
+	WriteError(x, http.StatusInternalServerError, "internal error")
+	return false
+}
+
+// callUpgrade runs the hook, turning a panic into an error.
+func callUpgrade(h func(*Upgrade) error, u *Upgrade) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Hook: "Upgrade", Value: v}
+		}
+	}()
+	return h(u)
+}

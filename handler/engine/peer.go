@@ -29,6 +29,10 @@ type Peer struct {
 	req    Request
 	ctx    context.Context
 	cancel context.CancelFunc
+	// hooks are the Open, Resume, Message and Close hooks of the peer: the
+	// engine's, or its protocol's (PeerOptions).
+	hooks     *Hooks
+	ephemeral bool
 
 	// in serialises the Open, Resume and Message hooks.
 	in sync.Mutex
@@ -44,9 +48,10 @@ type Peer struct {
 	uploads   []*upload
 	resumes   int
 	closeInfo CloseDetails
-	drain     bool // closing: write queued frames before the close frame
-	final     bool // closing: write a close frame and leave a tombstone
-	moved     bool // released: the session lives on elsewhere
+	drain     bool  // closing: write queued frames before the close frame
+	final     bool  // closing: write a close frame and leave a tombstone
+	moved     bool  // released: the session lives on elsewhere
+	hold      *hold // publications held aside (Hold), or nil
 }
 
 // ID returns the peer's id, which its client uses to send messages and to
@@ -283,9 +288,9 @@ func (p *Peer) finalize() {
 		u.abort()
 	}
 	p.cancel()
-	moved := p.e.forget(p, d, final && !released, released)
+	moved := p.e.forget(p, d, final && !released && !p.ephemeral, released)
 	p.e.leaveAll(p, topics)
-	if h := p.e.cfg.Hooks.Close; h != nil && !moved {
+	if h := p.hooks.Close; h != nil && !moved {
 		p.runHook("Close", func() { h(p, d) })
 	}
 }
@@ -341,7 +346,7 @@ func (p *Peer) detach(st *Stream) {
 		return
 	}
 	grace := p.e.cfg.ReconnectGrace
-	if grace < 0 {
+	if grace < 0 || p.ephemeral {
 		p.mu.Unlock()
 		p.finalize()
 		return
@@ -392,7 +397,7 @@ func (p *Peer) Receive(data []byte) error {
 	if p.Closed() {
 		return ErrClosed
 	}
-	h := p.e.cfg.Hooks.Message
+	h := p.hooks.Message
 	if h == nil {
 		return nil
 	}

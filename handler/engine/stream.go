@@ -137,7 +137,7 @@ func (st *Stream) body(done <-chan struct{}, hello []byte) {
 
 func (st *Stream) runOpenHook() {
 	p := st.p
-	hooks := &p.e.cfg.Hooks
+	hooks := p.hooks
 	name, h := "Open", hooks.Open
 	if st.resumed {
 		name, h = "Resume", hooks.Resume

@@ -74,7 +74,7 @@ func (e *Engine) rejoin(ctx context.Context, p *Peer, topics map[string]backends
 		if perr != nil || pub.Exclude == p.id || (pub.Namespace != "" && pub.Namespace != p.ns) {
 			return
 		}
-		frame := encodeFrame(func(dst []byte) []byte { return p.codec.AppendPublication(dst, pub.Topic, pub.Data) })
+		frame := encodeFrame(func(dst []byte) []byte { return p.codec.AppendPublication(dst, pub.Topic, pub.Data, pub.Offset) })
 		if err := p.push(frame, pub.Mark); !errors.Is(err, ErrTooLarge) {
 			perr = err // a frame too large for any queue is skipped, as live
 		}
@@ -280,7 +280,7 @@ func (e *Engine) fanOut(set map[*Peer]struct{}, pub *backends.Publication, enc *
 		// A full queue closes that peer (ErrSlowConsumer); the others
 		// are not affected. A frame larger than any queue (published on
 		// a node with a larger QueueSize) is skipped.
-		if err := p.push(enc.frame(p.codec, pub), pub.Mark); errors.Is(err, ErrTooLarge) {
+		if err := p.pushPublication(enc.frame(p.codec, pub), pub.Mark, pub.Topic, pub.Offset); errors.Is(err, ErrTooLarge) {
 			go e.ReportError(p, err) // not under the backend's locks
 		}
 	}
@@ -299,7 +299,7 @@ func (c *frameCache) frame(codec Codec, pub *backends.Publication) []byte {
 			return c.frames[i]
 		}
 	}
-	f := encodeFrame(func(dst []byte) []byte { return codec.AppendPublication(dst, pub.Topic, pub.Data) })
+	f := encodeFrame(func(dst []byte) []byte { return codec.AppendPublication(dst, pub.Topic, pub.Data, pub.Offset) })
 	if c.n < len(c.codecs) {
 		c.codecs[c.n], c.frames[c.n] = codec, f
 		c.n++
