@@ -59,6 +59,7 @@ import (
 	"time"
 
 	"github.com/ssebridge/ssebridge/backends"
+	"github.com/ssebridge/ssebridge/handler/centrifugo"
 	"github.com/ssebridge/ssebridge/handler/crossws"
 	"github.com/ssebridge/ssebridge/handler/engine"
 )
@@ -180,6 +181,14 @@ type Config struct {
 	// client to resume included. Stream requests over it are asked to
 	// retry later. Default: no limit.
 	MaxPeers int
+
+	// Centrifugo, when not nil, also serves Centrifugo's SSE transports
+	// for centrifuge-js and any EventSource: /connection/sse with
+	// /emulation, and /connection/uni_sse (paths configurable there).
+	// Requests for those paths go to it; every other path serves the
+	// native protocol. Centrifugo channels are the engine's topics:
+	// Publish reaches the subscribers of both protocols.
+	Centrifugo *centrifugo.Config
 }
 
 // Handler serves ssebridge's protocols. Create it with New, serve it with an
@@ -187,6 +196,7 @@ type Config struct {
 type Handler struct {
 	eng    *engine.Engine
 	native *crossws.Protocol
+	cf     *centrifugo.Protocol
 }
 
 // New returns a Handler for cfg. It fails only for an invalid configuration
@@ -218,11 +228,33 @@ func New(cfg Config) (*Handler, error) {
 		_ = eng.Shutdown(context.Background())
 		return nil, err
 	}
-	return &Handler{eng: eng, native: native}, nil
+	h := &Handler{eng: eng, native: native}
+	if cfg.Centrifugo != nil {
+		if h.cf, err = centrifugo.New(eng, *cfg.Centrifugo); err != nil {
+			_ = eng.Shutdown(context.Background())
+			return nil, err
+		}
+	}
+	return h, nil
 }
 
 // Serve answers one request; runtime adapters call it.
-func (h *Handler) Serve(x Exchange) { h.native.Serve(x) }
+func (h *Handler) Serve(x Exchange) {
+	if h.cf != nil && h.cf.Handles(x.Path()) {
+		h.cf.Serve(x)
+		return
+	}
+	h.native.Serve(x)
+}
+
+// IsCentrifugoPath reports whether path is one of the Centrifugo
+// endpoints Serve answers (false when Config.Centrifugo is nil).
+func (h *Handler) IsCentrifugoPath(path string) bool { return h.cf != nil && h.cf.Handles(path) }
+
+// Centrifugo returns the Centrifugo transports (nil unless
+// Config.Centrifugo was set): server-side Publish, Disconnect and
+// Unsubscribe of users, and their connections.
+func (h *Handler) Centrifugo() *centrifugo.Protocol { return h.cf }
 
 // Publish sends v to every subscriber of topic, on every instance and in
 // every namespace. v is converted as Peer.Send converts it.

@@ -92,8 +92,9 @@ type Config struct {
 	// Logger receives the adapter's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Path, when set, is the URL path of the ssebridge endpoint ("/sse"):
-	// requests for other paths go to Other. Default: every path is the
-	// endpoint.
+	// requests for other paths go to Other, except those of the
+	// Centrifugo transports when the Handler serves them
+	// (handler.Config.Centrifugo). Default: every path is the endpoint.
 	Path string
 	// Other serves the requests for paths other than Path (a page, an API)
 	// as a net/http handler, through aws-lambda-go's lambdaurl adapter.
@@ -162,7 +163,7 @@ func (f *function) invoke(ctx context.Context, ev *events.LambdaFunctionURLReque
 	if ev == nil || ev.RequestContext.HTTP.Method == "" {
 		return nil, errNotURLEvent
 	}
-	if f.path != "" && ev.RawPath != f.path {
+	if f.path != "" && ev.RawPath != f.path && !f.h.IsCentrifugoPath(ev.RawPath) {
 		if f.other != nil {
 			return f.other(ctx, ev)
 		}

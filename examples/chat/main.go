@@ -81,7 +81,7 @@ func run(addr, rt, redisURL, prefix string, log *slog.Logger) error {
 		backend = rb
 	}
 	room := chatroom.New()
-	h, err := handler.New(handler.Config{Hooks: room.Hooks(), Logger: log, Backend: backend})
+	h, err := handler.New(handler.Config{Hooks: room.Hooks(), Centrifugo: room.Centrifugo(), Logger: log, Backend: backend})
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,11 @@ func run(addr, rt, redisURL, prefix string, log *slog.Logger) error {
 // that server down once the Handler is.
 func serveNetHTTP(h *handler.Handler) (serve func(net.Listener) error, shutdown func(context.Context) error) {
 	mux := http.NewServeMux()
-	mux.Handle("/sse", netfx.New(h))
+	sse := netfx.New(h)
+	mux.Handle("/sse", sse)
+	// centrifuge-js (transport "sse") and any EventSource (uni_sse).
+	mux.Handle("/connection/", sse)
+	mux.Handle("/emulation", sse)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		for _, kv := range chatroom.PageHeaders {
 			w.Header().Set(kv[0], kv[1])
@@ -160,7 +164,7 @@ func serveFastHTTP(h *handler.Handler) (serve func(net.Listener) error, shutdown
 	sse := srv.Handler
 	srv.Handler = func(ctx *fasthttp.RequestCtx) {
 		switch string(ctx.Path()) {
-		case "/sse":
+		case "/sse", "/connection/sse", "/connection/uni_sse", "/emulation":
 			sse(ctx)
 		case "/":
 			if !ctx.IsGet() && !ctx.IsHead() {

@@ -75,9 +75,10 @@ func runFunction(redisURL, prefix string, margin time.Duration, log *slog.Logger
 	}
 	room := chatroom.New()
 	h, err := handler.New(handler.Config{
-		Hooks:   room.Hooks(),
-		Logger:  log,
-		Backend: backend,
+		Hooks:      room.Hooks(),
+		Centrifugo: room.Centrifugo(),
+		Logger:     log,
+		Backend:    backend,
 		// Clients come back quickly when a stream ends with its
 		// invocation.
 		Retry: 500 * time.Millisecond,

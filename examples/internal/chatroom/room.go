@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	_ "embed"
 	"encoding/base64"
+	"encoding/json"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ssebridge/ssebridge/handler"
+	"github.com/ssebridge/ssebridge/handler/centrifugo"
 )
 
 // topic is the one room everybody joins.
@@ -179,4 +181,53 @@ func displayName(s string) string {
 		return "guest"
 	}
 	return s
+}
+
+// Centrifugo returns the room's Centrifugo transports, for
+// handler.Config.Centrifugo: centrifuge-js clients (or any EventSource, on
+// /connection/uni_sse) join anonymously, subscribe to and publish in the
+// channel "chat" (the room's topic, so they talk with the page's
+// clients), read its history and presence, and call the RPC "echo", which
+// returns its data.
+func (r *Room) Centrifugo() *centrifugo.Config {
+	inRoom := func(ch string) error {
+		if ch != topic {
+			return centrifugo.ErrorUnknownChannel
+		}
+		return nil
+	}
+	return &centrifugo.Config{
+		Channels: centrifugo.ChannelOptions{TrackPresence: true, ForceRecovery: true},
+		Hooks: centrifugo.Hooks{
+			Subscribe: func(_ *centrifugo.Client, e centrifugo.SubscribeEvent) (centrifugo.SubscribeReply, error) {
+				return centrifugo.SubscribeReply{}, inRoom(e.Channel)
+			},
+			// A publication becomes a chat message, as the page's
+			// clients send them: {"text": "…"} from the client.
+			Publish: func(c *centrifugo.Client, e centrifugo.PublishEvent) (centrifugo.PublishReply, error) {
+				if err := inRoom(e.Channel); err != nil {
+					return centrifugo.PublishReply{}, err
+				}
+				var in struct {
+					Text string `json:"text"`
+				}
+				if json.Unmarshal(e.Data, &in) != nil || in.Text == "" {
+					return centrifugo.PublishReply{}, centrifugo.ErrorBadRequest
+				}
+				name, _ := nameKey.Get(c.Peer())
+				out, err := json.Marshal(chatMessage{Type: "message", From: name, ID: memberID(c.Peer()), Text: in.Text})
+				return centrifugo.PublishReply{Data: out}, err
+			},
+			History:  func(_ *centrifugo.Client, ch string) error { return inRoom(ch) },
+			Presence: func(_ *centrifugo.Client, ch string) error { return inRoom(ch) },
+			RPC: func(_ *centrifugo.Client, e centrifugo.RPCEvent) (centrifugo.RPCReply, error) {
+				if e.Method != "echo" {
+					return centrifugo.RPCReply{}, centrifugo.ErrorMethodNotFound
+				}
+				return centrifugo.RPCReply{Data: e.Data}, nil
+			},
+			Connect:    func(*centrifugo.Client) { r.announce() },
+			Disconnect: func(*centrifugo.Client, centrifugo.Disconnect) { r.announce() },
+		},
+	}
 }

@@ -163,3 +163,21 @@ func AppendJSON(dst []byte, v any) ([]byte, error) {
 	}
 	return append(dst, b...), nil
 }
+
+// Error implements error, so that hooks can return an *Error.
+func (e *Error) Error() string {
+	return "centrifugo: error " + itoa(e.Code) + ": " + e.Message
+}
+
+func itoa(n uint32) string {
+	var b [10]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return string(b[i:])
+		}
+	}
+}

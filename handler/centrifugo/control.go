@@ -1,0 +1,139 @@
+package centrifugo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ssebridge/ssebridge/backends"
+)
+
+// Server-side actions on a user's connections (Disconnect, Unsubscribe)
+// reach every node: the connections of each user are listed in the
+// backend's presence under a reserved channel name, and the action goes to
+// each connection's session as an upstream message that starts with
+// controlByte. A client could send itself such a message through
+// /emulation; it can only disconnect or unsubscribe itself with it.
+
+// controlByte starts a control message; JSON commands never do.
+const controlByte = 0
+
+// userIndexPrefix starts the presence channel listing a user's sessions:
+// a NUL byte, which channel names from clients may hold but which no
+// client can subscribe to through the engine's checks of this protocol
+// (see checkChannel's callers: the index is never subscribed).
+const userIndexPrefix = "\x00centrifugo.user:"
+
+// control is a message from the server to one connection.
+type control struct {
+	Disconnect  *Disconnect `json:"disconnect,omitempty"`
+	Unsubscribe string      `json:"unsubscribe,omitempty"`
+}
+
+func (c *Client) control(data []byte) {
+	var m control
+	if json.Unmarshal(data, &m) != nil {
+		return
+	}
+	switch {
+	case m.Disconnect != nil:
+		c.Disconnect(*m.Disconnect)
+	case m.Unsubscribe != "":
+		_ = c.Unsubscribe(m.Unsubscribe)
+	}
+}
+
+// indexUser lists the client's session under its user, with the
+// presence TTL (refreshed with the client's presence).
+func (p *Protocol) indexUser(c *Client) {
+	pr, ok := p.e.Node().(backends.Presence)
+	if !ok || c.user == "" || len(userIndexPrefix)+len(c.user) > backends.MaxChannelLen {
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+	defer cancel()
+	err := pr.AddPresence(ctx, userIndexPrefix+c.user, backends.PresenceInfo{Client: c.peer.ID(), User: c.user}, p.cfg.PresenceTTL)
+	if err != nil && ctx.Err() == nil {
+		p.e.ReportError(c.peer, fmt.Errorf("centrifugo: index user: %w", err))
+	}
+}
+
+func (p *Protocol) unindexUser(c *Client) {
+	pr, ok := p.e.Node().(backends.Presence)
+	if !ok || c.user == "" || len(userIndexPrefix)+len(c.user) > backends.MaxChannelLen {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := pr.RemovePresence(ctx, userIndexPrefix+c.user, c.peer.ID()); err != nil {
+		p.e.ReportError(c.peer, fmt.Errorf("centrifugo: unindex user: %w", err))
+	}
+}
+
+// sendControl delivers m to every connection of user, on every node that
+// shares the backend (only this node's when the backend keeps no
+// presence).
+func (p *Protocol) sendControl(ctx context.Context, user string, m control) error {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	msg := append([]byte{controlByte}, data...)
+	pr, ok := p.e.Node().(backends.Presence)
+	if !ok || user == "" || len(userIndexPrefix)+len(user) > backends.MaxChannelLen {
+		for _, c := range p.Clients(user) {
+			c.control(data)
+		}
+		return nil
+	}
+	sessions, err := pr.Presence(ctx, userIndexPrefix+user)
+	if err != nil {
+		return fmt.Errorf("centrifugo: sessions of user %q: %w", user, err)
+	}
+	var errs []error
+	for id := range sessions {
+		err := p.e.Upstream(ctx, id, msg)
+		if err != nil && !errors.Is(err, backends.ErrUnknownSession) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Disconnect disconnects every connection of user, on every node, with
+// d. Anonymous connections (user "") are only those of this node.
+func (p *Protocol) Disconnect(ctx context.Context, user string, d Disconnect) error {
+	return p.sendControl(ctx, user, control{Disconnect: &d})
+}
+
+// Unsubscribe unsubscribes every connection of user, on every node, from
+// channel (they get an unsubscribe push with code 2000).
+func (p *Protocol) Unsubscribe(ctx context.Context, user, channel string) error {
+	if err := checkChannel(channel); err != nil {
+		return err
+	}
+	return p.sendControl(ctx, user, control{Unsubscribe: channel})
+}
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:])
+	return string(s[:])
+}
