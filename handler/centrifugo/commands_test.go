@@ -253,7 +253,9 @@ func TestHooks(t *testing.T) {
 	}
 }
 
-func qesc(s string) string { return strings.NewReplacer("%", "%25", "&", "%26", "+", "%2B", "#", "%23", " ", "%20", "\n", "%0A").Replace(s) }
+func qesc(s string) string {
+	return strings.NewReplacer("%", "%25", "&", "%26", "+", "%2B", "#", "%23", " ", "%20", "\n", "%0A").Replace(s)
+}
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
