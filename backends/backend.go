@@ -337,12 +337,15 @@ type HistoryResult struct {
 // no gap, in the order every node broadcasts them. The history keeps the
 // newest publications (as many as the backend is configured to keep); a
 // caller detects that some it asked for were dropped when the first
-// publication returned after Since is not Since.Offset+1.
+// publication returned after Since is not Since.Offset+1 (or none is
+// returned although the offset is past Since.Offset).
 type History interface {
 	// History returns the topic's position and the publications req asks
 	// for. A topic never published to has offset 0 and an epoch all the
 	// same (which stays the topic's epoch for its first publications as
-	// long as the history lives).
+	// long as the history lives) once a node subscribed to it; a topic
+	// whose history the backend does not keep (for example, no node
+	// subscribed to it, or it was lost) has offset 0 and epoch "".
 	History(ctx context.Context, topic string, req HistoryRequest) (HistoryResult, error)
 }
 

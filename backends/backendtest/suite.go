@@ -7,8 +7,9 @@
 //
 // The suite needs nothing but the backend: it attaches nodes with recording
 // receivers and checks routing, ordering, fan-out, namespaces, exclusion and
-// cleanup; and presence when the backend's nodes implement
-// backends.Presence (otherwise those tests are not run at all). Deliveries
+// cleanup; presence when the backend's nodes implement backends.Presence,
+// and offsets, epochs and History when they implement backends.History
+// (otherwise those tests are not run at all). Deliveries
 // may be asynchronous; the suite waits for them (up to Timeout) and checks
 // that nothing else arrives.
 //
@@ -71,6 +72,9 @@ func Run(t *testing.T, newBackend func(t *testing.T) backends.Backend) {
 	}
 	if implementsPresence(t, newBackend) {
 		tests = append(tests, presenceTests...)
+	}
+	if implementsHistory(t, newBackend) {
+		tests = append(tests, historyTests...)
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,6 +8,11 @@
 // last HistoryLength publications and each node its last MarkLogLength marks
 // (see package backends for what they are for).
 //
+// Nodes implement backends.History (see history.go): each topic numbers its
+// publications 1, 2, 3… in an epoch chosen when the backend starts keeping
+// the topic (a node subscribes to it, or a session record names it); a
+// topic forgotten and kept again later starts a new epoch.
+//
 // Import direction: memory → backends.
 package memory
 
@@ -75,8 +80,13 @@ type topic struct {
 	refs    int                    // session records naming the topic; guarded by b.mu
 	last    uint64                 // position of the last publication
 	deleted uint64                 // highest position dropped from history
-	history []backends.Publication // oldest first, Data owned
+	history []backends.Publication // oldest first, Data owned; Offsets consecutive
+	epoch   string                 // the epoch of the offsets (see history.go); immutable
+	offset  uint64                 // offset of the last publication (0: none)
 }
+
+// newTopic returns an empty topic with a new epoch.
+func newTopic() *topic { return &topic{epoch: newEpoch()} }
 
 // New returns an empty in-memory backend with the default configuration.
 func New() *Backend { return NewWithConfig(Config{}) }
@@ -262,7 +272,7 @@ func (n *node) Subscribe(_ context.Context, name string) (backends.Position, err
 	n.topics[name] = struct{}{}
 	t := n.b.topics[name]
 	if t == nil {
-		t = &topic{}
+		t = newTopic()
 		n.b.topics[name] = t
 	}
 	t.mu.Lock()
@@ -316,7 +326,7 @@ func (b *Backend) refLocked(name string, delta int) {
 		if delta < 0 {
 			return
 		}
-		t = &topic{}
+		t = newTopic()
 		b.topics[name] = t
 	}
 	t.refs += delta
@@ -379,7 +389,8 @@ func (n *node) Publish(_ context.Context, p backends.Publication) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.last = n.b.seq.Add(1)
-	p.Position, p.Mark = pos(t.last), 0
+	t.offset++
+	p.Position, p.Offset, p.Mark = pos(t.last), t.offset, 0
 	kept := p
 	kept.Data = slices.Clone(p.Data)
 	t.history = append(t.history, kept)

@@ -71,12 +71,13 @@ func (n *node) heartbeat() error {
 }
 
 // refreshTopics extends the TTL of the streams of the topics the node
-// subscribes to.
+// subscribes to, and of their meta hashes (History's offsets and epochs),
+// each stream before its meta, so that the meta never expires first.
 func (n *node) refreshTopics(ctx context.Context) error {
 	n.subMu.Lock()
-	keys := make([]string, 0, len(n.subs))
+	keys := make([]string, 0, 2*len(n.subs))
 	for _, s := range n.subs {
-		keys = append(keys, s.key)
+		keys = append(keys, s.key, s.meta)
 	}
 	n.subMu.Unlock()
 	ttl := n.b.topicTTL()

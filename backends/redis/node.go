@@ -56,6 +56,19 @@ type node struct {
 	markStreak streak // guarded by bcast
 
 	disp dispatcher
+
+	// New epochs for the scripts that may start one (see newEpoch).
+	epochPrefix string
+	epochSeq    atomic.Uint64
+}
+
+// newEpoch returns an epoch no node ever used: the node's random prefix (8
+// base64url characters of crypto/rand) and a counter, in base 36. The
+// scripts that may start an epoch take one as a candidate and use it only
+// if the topic has none, so every call takes a new one.
+func (n *node) newEpoch() string {
+	var buf [8 + 13]byte // the prefix, and 2^64-1 in base 36
+	return string(strconv.AppendUint(append(buf[:0], n.epochPrefix...), n.epochSeq.Add(1), 36))
 }
 
 // pending tracks a claim or registration under way: a release notice that
@@ -113,6 +126,8 @@ func newNode(b *Backend, r backends.Receiver) *node {
 	var raw [16]byte
 	_, _ = rand.Read(raw[:])
 	id := base64.RawURLEncoding.EncodeToString(raw[:])
+	var er [6]byte
+	_, _ = rand.Read(er[:])
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &node{
 		b:        b,
@@ -131,6 +146,8 @@ func newNode(b *Backend, r backends.Receiver) *node {
 		subs:     make(map[string]*sub),
 		buckets:  make(map[int]*bucket),
 		bcast:    make(chan struct{}, 1),
+
+		epochPrefix: base64.RawURLEncoding.EncodeToString(er[:]),
 	}
 	n.markStreak = streak{n: n, what: "writing marks"}
 	n.disp.init(n)

@@ -42,6 +42,7 @@ func TestKeyLayout(t *testing.T) {
 		p + ":{n." + a.id + "}:alive", p + ":{n." + a.id + "}:inbox", p + ":{n." + a.id + "}:log", p + ":{n." + a.id + "}:cur", p + ":{n." + a.id + "}:top",
 		p + ":{n." + o.id + "}:alive", p + ":{n." + o.id + "}:inbox",
 		p + ":{s.s1}", b.topicKey("t1"), b.topicKey("t2"), b.buckets[b.bucketOf("t1")] + "last",
+		b.metaKey("t1"), b.metaKey("t2"),
 	}
 	keys := s.Keys(t)
 	for _, k := range want {

@@ -29,9 +29,12 @@
 //	                             b=base seq, v=version (incremented on every
 //	                             change), t:<topic>=position
 //	P:{t<k>}:topic:<t>   stream  topic t's history: pv=id of the previous
-//	                             entry, ns, x=exclude, d=data; k is FNV-1a(t)
-//	                             modulo TopicBuckets; MAXLEN ~ HistoryLength,
-//	                             MINID ~ now-HistoryAge
+//	                             entry, o=offset, ns, x=exclude, d=data; k is
+//	                             FNV-1a(t) modulo TopicBuckets; MAXLEN ~
+//	                             HistoryLength, MINID ~ now-HistoryAge
+//	P:{t<k>}:meta:<t>    hash    topic t's numbering (backends.History):
+//	                             e=epoch, o=offset of the last publication,
+//	                             s=id of the epoch's first entry
 //	P:{t<k>}:last        string  the last id given out in bucket k
 //	P:{t<k>}:wake:<node> stream  wakes the node's reader of bucket k (MAXLEN 1)
 //	P:{p.<c>}:presence   hash    channel c's presence: client → entry (see
@@ -42,8 +45,9 @@
 // heartbeat; inbox, log, cur and top NodeTTL+SessionTTL after it. Session
 // records expire SessionTTL after their owner's last refresh (every
 // NodeTTL/3). Topic streams expire HistoryAge+NodeTTL after the last
-// publication or the last heartbeat of a node subscribed to the topic, a
-// bucket's last id HistoryAge+NodeTTL after the bucket's last publication.
+// publication or the last heartbeat of a node subscribed to the topic, and
+// so do their meta hashes (refreshed with them); a bucket's last id
+// HistoryAge+NodeTTL after the bucket's last publication.
 // Wake streams expire NodeTTL+SessionTTL after the last Subscribe.
 // A channel's presence keys expire when its latest presence entry does.
 // Close deletes alive, inbox and the node's wake streams; session records,
@@ -109,6 +113,11 @@
 // Join calls neither and fails with ErrUnavailable; the marks it meant to
 // give are skipped (never reused: the write may have reached Redis), which
 // claims handle like any mark a client did not get.
+//
+// Nodes implement backends.History: every publication of a topic gets an
+// offset (1, 2, 3… in the topic's epoch) from the publish script, kept in
+// its entry, broadcast and replayed with it; the numbering starts over in a
+// new epoch whenever the topic's stream is created anew (see offsets.go).
 //
 // # Guarantees and limits
 //
@@ -476,6 +485,12 @@ func (b *Backend) bucketOf(topic string) int {
 
 func (b *Backend) topicKey(topic string) string {
 	return b.buckets[b.bucketOf(topic)] + "topic:" + topic
+}
+
+// metaKey is the hash of a topic's offsets and epoch, in the slot of the
+// topic's stream (the same bucket tag).
+func (b *Backend) metaKey(topic string) string {
+	return b.buckets[b.bucketOf(topic)] + "meta:" + topic
 }
 
 // presenceKeys returns a channel's presence hash and expiry zset, under

@@ -40,6 +40,7 @@ var (
 	scriptMarks     = loadScript("marks")
 	scriptClaimScan = loadScript("claimscan")
 	scriptRefresh   = loadScript("refresh")
+	scriptHistory   = loadScript("history")
 
 	scriptPresenceAdd    = loadScript("presence_add")
 	scriptPresenceRemove = loadScript("presence_remove")

@@ -26,7 +26,8 @@ type bucket struct {
 // sub is a node's subscription to a topic.
 type sub struct {
 	topic  string
-	key    string
+	key    string   // the topic's stream
+	meta   string   // the topic's meta hash (offsets, see History)
 	cursor streamID // the last position broadcast (or the start); guarded by subMu
 }
 
@@ -99,8 +100,8 @@ func (n *node) Subscribe(ctx context.Context, topic string) (backends.Position, 
 		return cur.position(), nil
 	}
 
-	key := n.b.topicKey(topic)
-	last, err := scriptSubscribe.Run(ctx, n.b.client, []string{key}, ms(n.b.topicTTL())).Text()
+	key, meta := n.b.topicKey(topic), n.b.metaKey(topic)
+	last, err := scriptSubscribe.Run(ctx, n.b.client, []string{key, meta}, ms(n.b.topicTTL()), n.newEpoch()).Text()
 	if err != nil {
 		return "", wrap("subscribe "+topic, err)
 	}
@@ -125,7 +126,7 @@ func (n *node) Subscribe(ctx context.Context, topic string) (backends.Position, 
 		bk = &bucket{idx: k, wake: n.b.wakeKey(k, n.id), subs: make(map[string]*sub)}
 		n.buckets[k] = bk
 	}
-	s = &sub{topic: topic, key: key, cursor: start}
+	s = &sub{topic: topic, key: key, meta: meta, cursor: start}
 	n.subs[topic] = s
 	bk.subs[topic] = s
 	wake := bk.running
@@ -296,6 +297,7 @@ func (n *node) broadcast(items []item) {
 				Exclude:   str(v["x"]),
 				Data:      data,
 				Position:  backends.Position(it.msg.ID),
+				Offset:    offsetOf(v),
 				Mark:      n.mark,
 			})
 			if it.sub.cursor.less(it.id) {
@@ -318,9 +320,9 @@ func (n *node) Publish(ctx context.Context, p backends.Publication) error {
 	}
 	c := n.b.cfg
 	k := n.b.bucketOf(p.Topic)
-	err := scriptPublish.Run(ctx, n.b.client, []string{n.b.topicKey(p.Topic), n.b.buckets[k] + "last"},
+	err := scriptPublish.Run(ctx, n.b.client, []string{n.b.topicKey(p.Topic), n.b.buckets[k] + "last", n.b.metaKey(p.Topic)},
 		c.HistoryLength, ms(c.HistoryAge), ms(n.b.topicTTL()),
-		p.Namespace, p.Exclude, p.Data, c.TopicBuckets, k).Err()
+		p.Namespace, p.Exclude, p.Data, c.TopicBuckets, k, n.newEpoch()).Err()
 	return wrap("publish to "+p.Topic, err)
 }
 
@@ -344,8 +346,19 @@ func (n *node) Replay(ctx context.Context, topic string, after, until backends.P
 			Exclude:   str(m.Values["x"]),
 			Data:      data,
 			Position:  backends.Position(m.ID),
+			Offset:    offsetOf(m.Values),
 		})
 	})
+}
+
+// offsetOf returns the offset an entry of a topic stream records (field
+// o, see History); 0 for an entry without one.
+func offsetOf(v map[string]any) uint64 {
+	o, err := strconv.ParseUint(str(v["o"]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return o
 }
 
 // history calls fn, in order, for the entries of topic's stream in
@@ -589,6 +602,7 @@ func (n *node) Join(ctx context.Context, session string, topics map[string]backe
 				Exclude:   str(m.Values["x"]),
 				Data:      []byte(str(m.Values["d"])),
 				Position:  backends.Position(m.ID),
+				Offset:    offsetOf(m.Values),
 				Mark:      n.mark,
 			})
 		}

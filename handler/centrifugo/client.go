@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -262,8 +263,29 @@ func (c *Client) open() {
 	if !c.expireAt.IsZero() {
 		res.Expires, res.TTL = true, ttlOf(c.expireAt)
 	}
+	subs := c.reply.Subscriptions
+	if c.uni && len(c.connect.Subs) > 0 {
+		// The channels a unidirectional client asks for, where it may
+		// subscribe (the others are left out, as Centrifugo does).
+		subs = maps.Clone(subs)
+		if subs == nil {
+			subs = make(map[string]SubscribeOptions)
+		}
+		for ch := range c.connect.Subs {
+			if _, ok := subs[ch]; ok || checkChannel(ch) != nil || len(subs) >= cfg.ChannelLimit {
+				continue
+			}
+			if opts, err := c.allowSubscribe(ch, "", nil); err == nil {
+				subs[ch] = opts
+			} else if _, d := refusal(err); d != nil {
+				_ = c.peer.Release(nil, nil)
+				c.Disconnect(*d)
+				return
+			}
+		}
+	}
 	covered := make(map[string]uint64)
-	for ch, opts := range c.reply.Subscriptions {
+	for ch, opts := range subs {
 		hint := c.connect.Subs[ch]
 		sr, top, err := c.subscribe(ch, opts, &hint, true)
 		if err != nil {

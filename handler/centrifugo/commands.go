@@ -171,33 +171,9 @@ func (c *Client) cmdSubscribe(id uint32, req *wire.SubscribeRequest) error {
 	case n >= cfg.ChannelLimit:
 		return ErrorLimitExceeded
 	}
-	var opts SubscribeOptions
-	switch {
-	case req.Token != "" && cfg.SubscriptionToken != nil:
-		claims, err := cfg.SubscriptionToken.VerifySubscribe(req.Token)
-		switch {
-		case errors.Is(err, token.ErrExpired):
-			return ErrorTokenExpired
-		case err != nil:
-			return ErrorPermissionDenied
-		case claims.Channel != ch || claims.UserID != c.user:
-			return ErrorPermissionDenied
-		}
-		opts = SubscribeOptions{ChanInfo: claims.Info, ExpireAt: claims.ExpireAt}
-	case cfg.Hooks.Subscribe != nil:
-		r, err := callHook(c, "Subscribe", func() (SubscribeReply, error) {
-			return cfg.Hooks.Subscribe(c, SubscribeEvent{Channel: ch, Token: req.Token, Data: req.Data})
-		})
-		if err != nil {
-			return err
-		}
-		opts = r.Options
-	case cfg.Channels.Subscribe:
-	default:
-		return ErrorPermissionDenied
-	}
-	if !opts.ExpireAt.IsZero() && !opts.ExpireAt.After(time.Now()) {
-		return ErrorTokenExpired
+	opts, err := c.allowSubscribe(ch, req.Token, req.Data)
+	if err != nil {
+		return err
 	}
 	if err := c.peer.Hold(); err != nil {
 		return &Disconnect{wire.DisconnectConnectionClosed, "connection closed"}
@@ -214,6 +190,41 @@ func (c *Client) cmdSubscribe(id uint32, req *wire.SubscribeRequest) error {
 	}
 	_ = c.peer.Release([][]byte{frame}, map[string]uint64{ch: top})
 	return nil
+}
+
+// allowSubscribe decides whether the client may subscribe to ch: with a
+// subscription token, the Subscribe hook, or the channel options.
+func (c *Client) allowSubscribe(ch, tok string, data json.RawMessage) (SubscribeOptions, error) {
+	cfg := &c.p.cfg
+	var opts SubscribeOptions
+	switch {
+	case tok != "" && cfg.SubscriptionToken != nil:
+		claims, err := cfg.SubscriptionToken.VerifySubscribe(tok)
+		switch {
+		case errors.Is(err, token.ErrExpired):
+			return opts, ErrorTokenExpired
+		case err != nil:
+			return opts, ErrorPermissionDenied
+		case claims.Channel != ch || claims.UserID != c.user:
+			return opts, ErrorPermissionDenied
+		}
+		opts = SubscribeOptions{ChanInfo: claims.Info, ExpireAt: claims.ExpireAt}
+	case cfg.Hooks.Subscribe != nil:
+		r, err := callHook(c, "Subscribe", func() (SubscribeReply, error) {
+			return cfg.Hooks.Subscribe(c, SubscribeEvent{Channel: ch, Token: tok, Data: data})
+		})
+		if err != nil {
+			return opts, err
+		}
+		opts = r.Options
+	case cfg.Channels.Subscribe:
+	default:
+		return opts, ErrorPermissionDenied
+	}
+	if !opts.ExpireAt.IsZero() && !opts.ExpireAt.After(time.Now()) {
+		return opts, ErrorTokenExpired
+	}
+	return opts, nil
 }
 
 // subscribe subscribes the client to ch (its publications being held by

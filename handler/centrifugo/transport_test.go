@@ -201,3 +201,41 @@ func TestBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestUniSubs: a unidirectional client gets the channels it asks for in
+// cf_connect subs where it may subscribe, with recovery, and their
+// publications as bare pushes.
+func TestUniSubs(t *testing.T) {
+	s := newServer(t, handler.Config{}, centrifugo.Config{Hooks: centrifugo.Hooks{
+		Subscribe: func(_ *centrifugo.Client, e centrifugo.SubscribeEvent) (centrifugo.SubscribeReply, error) {
+			if e.Channel == "secret" {
+				return centrifugo.SubscribeReply{}, centrifugo.ErrorPermissionDenied
+			}
+			return centrifugo.SubscribeReply{}, nil
+		},
+	}})
+	first := s.openUni(`{"subs":{"news":{"recoverable":true}}}`)
+	res, ok := first.connect.Subs["news"]
+	if !ok || !res.Recoverable || res.Epoch == "" {
+		t.Fatalf("connect push subs %+v", first.connect.Subs)
+	}
+	for i := 1; i <= 3; i++ {
+		if err := s.h.Centrifugo().Publish("news", []byte(`{"n":`+string(rune('0'+i))+`}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 1; i <= 3; i++ {
+		p := first.push()
+		if p.Channel != "news" || p.Pub == nil || p.Pub.Offset != uint64(i) {
+			t.Fatalf("push %+v, want publication %d", p, i)
+		}
+	}
+	c := s.openUni(`{"subs":{"news":{"recover":true,"offset":1,"epoch":"` + res.Epoch + `"},"secret":{}}}`)
+	got := c.connect.Subs
+	if _, ok := got["secret"]; ok || len(got) != 1 {
+		t.Fatalf("subs %+v: want news only", got)
+	}
+	if n := got["news"]; !n.Recovered || !n.WasRecovering || len(n.Publications) != 2 || n.Publications[0].Offset != 2 || n.Offset != 3 {
+		t.Fatalf("recovered %+v", n)
+	}
+}

@@ -1,8 +1,10 @@
 -- Publishes to a topic stream and trims its history.
--- KEYS[1] topic stream, KEYS[2] the bucket's last id (same slot)
+-- KEYS[1] topic stream, KEYS[2] the bucket's last id, KEYS[3] the topic's
+-- meta hash (same slot)
 -- ARGV[1] HistoryLength, ARGV[2] HistoryAge ms, ARGV[3] key TTL ms,
 -- ARGV[4] namespace, ARGV[5] exclude, ARGV[6] data, ARGV[7] TopicBuckets,
--- ARGV[8] the bucket's index
+-- ARGV[8] the bucket's index, ARGV[9] a new epoch (unique, never used
+-- before), for a topic that has none
 --
 -- Ids: positions are unique across all topics. The script picks the id
 -- itself: the millisecond part from Redis' clock (never below the last id
@@ -26,6 +28,15 @@
 -- stream Subscribe created, or the pv above): Replay from position 0-0
 -- ("before any publication") then reports no gap, since nothing can tell a
 -- new topic from one whose stream was lost.
+--
+-- Offsets (History): the meta hash holds e (the epoch), o (the offset of
+-- the last publication) and s (the id of the epoch's first entry). The
+-- entry gets o+1 as its field o. A stream that does not exist lost its
+-- history (or never had one): the meta is deleted first, so the numbering
+-- starts over at 1 in a new epoch, ARGV[9], as it does for a meta without
+-- e (the meta was lost without the stream: a meta is never written
+-- without e). The meta gets the stream's TTL. The entry is added before
+-- the meta changes, so a failed XADD leaves the numbering as it was.
 --
 -- The age limit is measured on Redis' clock: the new id's millisecond part
 -- minus HistoryAge.
@@ -62,6 +73,14 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   if later(pms, pseq, lms, lseq) then
     lms, lseq = pms, pseq
   end
+else
+  redis.call('DEL', KEYS[3])
+end
+local meta = redis.call('HMGET', KEYS[3], 'e', 'o')
+local epoch = meta[1]
+local offset = '1'
+if epoch then
+  offset = string.format('%.0f', (tonumber(meta[2]) or 0) + 1)
 end
 
 local t = redis.call('TIME')
@@ -87,11 +106,20 @@ if not pv then
   pv = string.format('%.0f-0', ms)
 end
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], id,
-  'pv', pv, 'ns', ARGV[4], 'x', ARGV[5], 'd', ARGV[6])
+  'pv', pv, 'o', offset, 'ns', ARGV[4], 'x', ARGV[5], 'd', ARGV[6])
 redis.call('SET', KEYS[2], id, 'PX', ARGV[3])
+if not epoch then
+  redis.call('DEL', KEYS[3])
+  redis.call('HSET', KEYS[3], 'e', ARGV[9], 'o', offset, 's', id)
+elseif offset == '1' then
+  redis.call('HSET', KEYS[3], 'o', offset, 's', id)
+else
+  redis.call('HSET', KEYS[3], 'o', offset)
+end
 local minms = ms - tonumber(ARGV[2])
 if minms > 0 then
   redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%.0f', minms))
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
 return id
