@@ -187,7 +187,7 @@ func appendData(dst, text []byte) []byte {
 	if len(text) == 0 {
 		return append(dst, `""`...)
 	}
-	if json.Valid(text) {
+	if mayBeJSON(text) && json.Valid(text) {
 		if bytes.IndexAny(text, "\r\n") < 0 {
 			return append(dst, text...)
 		}
@@ -197,6 +197,22 @@ func appendData(dst, text []byte) []byte {
 		}
 	}
 	return appendStringBytes(dst, text)
+}
+
+// mayBeJSON reports whether text starts as a JSON value can (after
+// whitespace): most plain text is told apart without running a JSON
+// scanner, whose refusal allocates.
+func mayBeJSON(text []byte) bool {
+	for _, c := range text {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '{', '[', '"', '-', 't', 'f', 'n', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			return true
+		}
+		return false
+	}
+	return false
 }
 
 func appendString(dst []byte, s string) []byte {
