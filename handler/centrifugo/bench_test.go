@@ -71,7 +71,9 @@ func BenchmarkEmulationInProcess(b *testing.B) {
 			b.Fatal(err)
 		}
 		if d, ok := strings.CutPrefix(strings.TrimSpace(line), "data: "); ok {
-			var r struct{ Connect struct{ Session, Node string } }
+			var r struct {
+				Connect struct{ Session, Node string }
+			}
 			_ = json.Unmarshal([]byte(d), &r)
 			session = r.Connect.Session
 		}
