@@ -11,6 +11,7 @@ import (
 	"github.com/ssebridge/ssebridge/backends"
 	"github.com/ssebridge/ssebridge/backends/redis"
 	"github.com/ssebridge/ssebridge/handler"
+	"github.com/ssebridge/ssebridge/handler/centrifugo"
 )
 
 // The application's limits, which the suite's tests probe.
@@ -70,6 +71,18 @@ func App(b backends.Backend, log *slog.Logger) handler.Config {
 		Hooks: handler.Hooks{
 			Open:    func(p *handler.Peer) { _ = p.Subscribe(AppTopic) },
 			Message: a.message,
+		},
+		// Centrifugo's transports, beside: open channels with history
+		// and presence, and an RPC that echoes.
+		Centrifugo: &centrifugo.Config{
+			AllowedOrigins: []string{AppOrigin},
+			Channels: centrifugo.ChannelOptions{Subscribe: true, Publish: true, History: true,
+				Presence: true, TrackPresence: true, ForceRecovery: true},
+			Hooks: centrifugo.Hooks{
+				RPC: func(_ *centrifugo.Client, e centrifugo.RPCEvent) (centrifugo.RPCReply, error) {
+					return centrifugo.RPCReply{Data: e.Data}, nil
+				},
+			},
 		},
 	}
 	return cfg

@@ -26,7 +26,11 @@
 //     with the server still serving afterwards;
 //   - a slow peer that stops reading while others keep receiving;
 //   - two instances sharing Redis: a stream on one, POSTs and publications
-//     through the other, in order.
+//     through the other, in order;
+//   - Centrifugo's transports (at the endpoint's sibling paths
+//     /connection/sse, /emulation, /connection/uni_sse): connect, commands
+//     through /emulation, publications with offsets, recovery, bad input,
+//     and emulation through another instance.
 //
 // Tests that need Node (with `npm ci --prefix interop/node`) or
 // redis-server skip with a message saying what to install, or fail when the
@@ -75,6 +79,9 @@ func Run(t *testing.T, rt Runtime) {
 		{"BadInput", testBadInput},
 		{"SlowPeer", testSlowPeer},
 		{"CrossInstance", testCrossInstance},
+		{"Centrifugo", testCentrifugo},
+		{"CentrifugoBadInput", testCentrifugoBadInput},
+		{"CentrifugoCrossInstance", testCentrifugoCrossInstance},
 	}
 	for _, tc := range tests {
 		if tc.name == "Resume" && rt.Distributed {
