@@ -29,10 +29,9 @@ func newEpoch() string {
 
 // History returns the topic's offset and epoch and the publications req
 // asks for, from the topic's history. For a topic the backend holds no
-// history for (no node subscribes to it and no session record names it),
-// it returns offset 0, epoch "" and no publication: such a topic has no
-// epoch yet, and a publication to it is not kept. It implements
-// backends.History.
+// history for (never published to nor subscribed, or unused for
+// HistoryTTL), it returns offset 0, epoch "" and no publication: such a
+// topic has no epoch yet. It implements backends.History.
 func (n *node) History(_ context.Context, name string, req backends.HistoryRequest) (backends.HistoryResult, error) {
 	n.b.mu.RLock()
 	t := n.b.topics[name]

@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ssebridge/ssebridge/backends"
 )
@@ -34,6 +35,7 @@ import (
 const (
 	DefaultHistoryLength = 1000
 	DefaultMarkLogLength = 100_000
+	DefaultHistoryTTL    = 5 * time.Minute
 )
 
 // Config configures a Backend. Zero values mean the defaults.
@@ -43,6 +45,14 @@ type Config struct {
 	HistoryLength int
 	// MarkLogLength is how many marks each node keeps (default 100 000).
 	MarkLogLength int
+	// HistoryTTL is how long a topic's history (and its epoch) is kept
+	// once no node subscribes to it and no session record names it,
+	// counted from then or from its last publication (default 5 min, as
+	// the Redis backend's HistoryAge). A client whose stream dropped while
+	// it was a topic's only subscriber can so recover what was published
+	// meanwhile; publications to a topic nobody subscribes to are kept
+	// too, for as long.
+	HistoryTTL time.Duration
 }
 
 // Backend keeps sessions, topics and their history in memory. The zero value
@@ -83,6 +93,8 @@ type topic struct {
 	history []backends.Publication // oldest first, Data owned; Offsets consecutive
 	epoch   string                 // the epoch of the offsets (see history.go); immutable
 	offset  uint64                 // offset of the last publication (0: none)
+	touched time.Time              // when it was last published to or left unused
+	expiry  bool                   // an expiry check is scheduled; guarded by b.mu
 }
 
 // newTopic returns an empty topic with a new epoch.
@@ -98,6 +110,9 @@ func NewWithConfig(cfg Config) *Backend {
 	}
 	if cfg.MarkLogLength <= 0 {
 		cfg.MarkLogLength = DefaultMarkLogLength
+	}
+	if cfg.HistoryTTL <= 0 {
+		cfg.HistoryTTL = DefaultHistoryTTL
 	}
 	return &Backend{
 		cfg:      cfg,
@@ -308,14 +323,53 @@ func (n *node) unsubscribeLocked(name string) {
 }
 
 // dropIfUnusedLocked forgets a topic no node subscribes and no session
-// record names; b.mu is held.
+// record names: at once when it has no history, else HistoryTTL later
+// unless it is used or published to meanwhile; b.mu is held.
 func (b *Backend) dropIfUnusedLocked(name string, t *topic) {
 	t.mu.Lock()
 	unused := len(t.nodes) == 0 && t.refs == 0
-	t.mu.Unlock()
-	if unused && b.topics[name] == t {
-		delete(b.topics, name)
+	kept := len(t.history) > 0
+	if unused {
+		t.touched = time.Now()
 	}
+	t.mu.Unlock()
+	if !unused || b.topics[name] != t {
+		return
+	}
+	if !kept {
+		delete(b.topics, name)
+		return
+	}
+	b.scheduleExpiryLocked(name, t, b.cfg.HistoryTTL)
+}
+
+// scheduleExpiryLocked checks, after d, whether an unused topic's history
+// has expired; b.mu is held.
+func (b *Backend) scheduleExpiryLocked(name string, t *topic, d time.Duration) {
+	if t.expiry {
+		return
+	}
+	t.expiry = true
+	time.AfterFunc(d, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		t.expiry = false
+		if b.topics[name] != t {
+			return
+		}
+		t.mu.Lock()
+		unused := len(t.nodes) == 0 && t.refs == 0
+		left := b.cfg.HistoryTTL - time.Since(t.touched)
+		t.mu.Unlock()
+		switch {
+		case !unused:
+			// Used again; a later drop schedules a new check.
+		case left > 0:
+			b.scheduleExpiryLocked(name, t, left)
+		default:
+			delete(b.topics, name)
+		}
+	})
 }
 
 // refLocked counts one more (delta 1) or one less (-1) session record
@@ -384,10 +438,21 @@ func (n *node) Publish(_ context.Context, p backends.Publication) error {
 		return backends.ErrClosed
 	}
 	if t == nil {
-		return nil // no subscriber, and no session to resume with it
+		// No subscriber: the history starts here, kept for HistoryTTL.
+		n.b.mu.Lock()
+		if t = n.b.topics[p.Topic]; t == nil {
+			t = newTopic()
+			t.touched = time.Now()
+			n.b.topics[p.Topic] = t
+			n.b.scheduleExpiryLocked(p.Topic, t, n.b.cfg.HistoryTTL)
+		}
+		n.b.mu.Unlock()
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if len(t.nodes) == 0 {
+		t.touched = time.Now()
+	}
 	t.last = n.b.seq.Add(1)
 	t.offset++
 	p.Position, p.Offset, p.Mark = pos(t.last), t.offset, 0

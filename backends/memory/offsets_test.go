@@ -2,73 +2,13 @@ package memory_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/ssebridge/ssebridge/backends"
 	"github.com/ssebridge/ssebridge/backends/backendtest"
 	"github.com/ssebridge/ssebridge/backends/memory"
 )
 
-// TestEpochPerTopicLife: a topic the backend forgets (no subscriber, no
-// session record) and keeps again later starts over at offset 1 in a new
-// epoch; while forgotten it has offset 0, epoch "" and no history.
-func TestEpochPerTopicLife(t *testing.T) {
-	b := memory.New()
-	r := backendtest.NewRecorder()
-	n, err := b.Attach(t.Context(), r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := n.(backends.History)
-	get := func() backends.HistoryResult {
-		t.Helper()
-		res, err := h.History(t.Context(), "t", backends.HistoryRequest{Limit: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
-	if res := get(); res.Offset != 0 || res.Epoch != "" || res.Publications != nil {
-		t.Fatalf("History of an unknown topic = %+v, want offset 0, epoch \"\", nothing", res)
-	}
-	if _, err := n.Subscribe(t.Context(), "t"); err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		if err := n.Publish(t.Context(), backends.Publication{Topic: "t", Data: []byte("x")}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	first := get()
-	if first.Offset != 3 || len(first.Epoch) != 8 || len(first.Publications) != 3 {
-		t.Fatalf("History = at %d epoch %q with %d publications, want 3, 8 characters, 3", first.Offset, first.Epoch, len(first.Publications))
-	}
-	if err := n.Unsubscribe(t.Context(), "t"); err != nil {
-		t.Fatal(err)
-	}
-	if res := get(); res.Offset != 0 || res.Epoch != "" || res.Publications != nil {
-		t.Fatalf("History of a forgotten topic = %+v, want offset 0, epoch \"\", nothing", res)
-	}
-	// Published to while forgotten: nothing is kept, nothing numbered.
-	if err := n.Publish(t.Context(), backends.Publication{Topic: "t", Data: []byte("lost")}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n.Subscribe(t.Context(), "t"); err != nil {
-		t.Fatal(err)
-	}
-	again := get()
-	if again.Offset != 0 || again.Epoch == "" || again.Epoch == first.Epoch {
-		t.Fatalf("History of the topic kept again = at %d epoch %q, want 0 and a new epoch (not %q)", again.Offset, again.Epoch, first.Epoch)
-	}
-	if err := n.Publish(t.Context(), backends.Publication{Topic: "t", Data: []byte("y")}); err != nil {
-		t.Fatal(err)
-	}
-	if p := r.WaitPublications(t, 4)[3]; p.Offset != 1 {
-		t.Fatalf("first publication of the new epoch broadcast with offset %d, want 1", p.Offset)
-	}
-	if res := get(); res.Offset != 1 || res.Epoch != again.Epoch || len(res.Publications) != 1 || res.Publications[0].Offset != 1 {
-		t.Fatalf("History = %+v, want offset 1 in epoch %q", res, again.Epoch)
-	}
-}
 
 // TestEpochKeptBySessionRecord: a session record naming a topic keeps its
 // numbering although no node subscribes.
@@ -98,5 +38,57 @@ func TestEpochKeptBySessionRecord(t *testing.T) {
 	after, _ := h.History(t.Context(), "t", backends.HistoryRequest{Limit: -1})
 	if after.Epoch != before.Epoch || after.Offset != 2 || len(after.Publications) != 2 {
 		t.Fatalf("History = at %d epoch %q with %d publications, want 2, %q, 2", after.Offset, after.Epoch, len(after.Publications), before.Epoch)
+	}
+}
+
+// TestHistoryRetention: a topic's history and epoch outlive its last
+// subscriber for HistoryTTL (so that a sole subscriber whose stream
+// dropped recovers), publications to a topic nobody subscribes to are
+// kept as long, and then the topic is forgotten.
+func TestHistoryRetention(t *testing.T) {
+	ctx := t.Context()
+	b := memory.NewWithConfig(memory.Config{HistoryTTL: 200 * time.Millisecond})
+	n, err := b.Attach(ctx, backendtest.NewRecorder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := n.(backends.History)
+	if _, err := n.Subscribe(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := h.History(ctx, "t", backends.HistoryRequest{})
+	_ = n.Publish(ctx, backends.Publication{Topic: "t", Data: []byte("1")})
+	_ = n.Unsubscribe(ctx, "t")
+	_ = n.Publish(ctx, backends.Publication{Topic: "t", Data: []byte("2")})
+	got, _ := h.History(ctx, "t", backends.HistoryRequest{Limit: -1})
+	if got.Epoch != before.Epoch || got.Offset != 2 || len(got.Publications) != 2 {
+		t.Fatalf("history after the last subscriber left: %+v, want epoch %q and 2 publications", got, before.Epoch)
+	}
+	_ = n.Publish(ctx, backends.Publication{Topic: "nobody", Data: []byte("x")})
+	if got, _ := h.History(ctx, "nobody", backends.HistoryRequest{Limit: -1}); got.Offset != 1 || got.Epoch == "" || len(got.Publications) != 1 {
+		t.Fatalf("history of a topic nobody subscribes to: %+v", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		a, _ := h.History(ctx, "t", backends.HistoryRequest{})
+		c, _ := h.History(ctx, "nobody", backends.HistoryRequest{})
+		if a.Epoch == "" && c.Epoch == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("histories still kept after their TTL: %+v %+v", a, c)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A topic subscribed again after expiry starts a new epoch.
+	if _, err := n.Subscribe(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := h.History(ctx, "t", backends.HistoryRequest{}); got.Epoch == "" || got.Epoch == before.Epoch || got.Offset != 0 {
+		t.Fatalf("history after expiry %+v", got)
+	}
+	_ = n.Publish(ctx, backends.Publication{Topic: "t", Data: []byte("3")})
+	if got, _ := h.History(ctx, "t", backends.HistoryRequest{Limit: -1}); got.Offset != 1 || len(got.Publications) != 1 || got.Publications[0].Offset != 1 {
+		t.Fatalf("offsets do not restart at 1 in the new epoch: %+v", got)
 	}
 }

@@ -455,3 +455,25 @@ func TestSlowClient(t *testing.T) {
 		}
 	}
 }
+
+// TestRecoverySoleSubscriber: a channel's only subscriber loses its
+// stream; what is published meanwhile is recovered when it comes back
+// (the history outlives the last subscriber).
+func TestRecoverySoleSubscriber(t *testing.T) {
+	s := newServer(t, handler.Config{}, centrifugo.Config{Channels: openChannels})
+	a := s.open(`{"connect":{},"id":1}`)
+	sr := a.call(`{"subscribe":{"channel":"solo","recoverable":true},"id":2}`).Subscribe
+	_ = s.h.Centrifugo().Publish("solo", []byte("1"))
+	if r := a.reply(); r.Push == nil || r.Push.Pub.Offset != 1 {
+		t.Fatalf("publication %+v", r)
+	}
+	a.cancel()
+	waitFor(t, "the connection to close", func() bool { _, ok := s.h.Peer(a.connect.Session); return !ok })
+	_ = s.h.Centrifugo().Publish("solo", []byte("2"))
+	_ = s.h.Centrifugo().Publish("solo", []byte("3"))
+	b := s.open(`{"connect":{},"id":1}`)
+	r := b.call(`{"subscribe":{"channel":"solo","recover":true,"offset":1,"epoch":"` + sr.Epoch + `"},"id":2}`).Subscribe
+	if r == nil || !r.Recovered || len(r.Publications) != 2 || string(r.Publications[1].Data) != "3" {
+		t.Fatalf("recovery %+v", r)
+	}
+}
