@@ -1,6 +1,7 @@
 package centrifugo
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -117,7 +119,8 @@ func (c *Client) Send(data json.RawMessage) error {
 }
 
 // Disconnect closes the connection: queued frames are written, then a
-// disconnect push with d (none for code 3000), then the stream ends.
+// disconnect push with d (none for code 3000), then the stream ends. Codes
+// outside 3000–4999 are sent as 3004 "internal server error".
 func (c *Client) Disconnect(d Disconnect) {
 	if c.peer != nil {
 		_ = c.peer.Close(int(d.Code), d.Reason)
@@ -128,6 +131,21 @@ func (c *Client) Disconnect(d Disconnect) {
 // unsubscribe push (code 2000 "server unsubscribe").
 func (c *Client) Unsubscribe(channel string) error {
 	return c.unsubscribeServer(channel, wire.UnsubscribeServer, "server unsubscribe")
+}
+
+// intercept handles, without waiting for the command under way, what
+// must not wait: pongs (a slow command would make a healthy client miss
+// its pong deadline) and the server's control messages.
+func (c *Client) intercept(data []byte) bool {
+	if len(data) > 0 && data[0] == controlByte {
+		c.control(data[1:])
+		return true
+	}
+	if len(data) <= 8 && string(bytes.TrimSpace(data)) == "{}" {
+		c.pong()
+		return true
+	}
+	return false
 }
 
 // engineHooks are the peer's hooks: the connection's own.
@@ -148,8 +166,10 @@ func (c *Client) refuse(x engine.Exchange, connID uint32, e *Error, d *Disconnec
 	case e != nil && !c.uni:
 		b, _ = appendEvent(b, wire.Reply{ID: connID, Error: e})
 	case e != nil:
-		// The unidirectional transport has no replies.
-		b = c.codec.appendDisconnect(b, wire.DisconnectBadRequest, e.Message)
+		// The unidirectional transport has no replies: the error becomes
+		// the disconnect Centrifugo makes of it.
+		d := uniDisconnect(e)
+		b = c.codec.appendDisconnect(b, d.Code, d.Reason)
 	default:
 		b = c.codec.appendDisconnect(b, d.Code, d.Reason)
 	}
@@ -158,6 +178,22 @@ func (c *Client) refuse(x engine.Exchange, connID uint32, e *Error, d *Disconnec
 		_, _ = x.Write(b)
 		_ = x.Flush()
 	})
+}
+
+// uniDisconnect is the disconnect of a unidirectional connect that failed
+// with e, as Centrifugo maps them: expired tokens and connections reconnect
+// (3005), too many requests too (3013), a refused permission does not
+// (3507), anything else is a server error the client retries (3004).
+func uniDisconnect(e *Error) Disconnect {
+	switch e.Code {
+	case wire.ErrorTokenExpired.Code, wire.ErrorExpired.Code:
+		return Disconnect{wire.DisconnectExpired, "expired"}
+	case wire.ErrorTooManyRequests.Code:
+		return Disconnect{wire.DisconnectTooManyRequests, "too many requests"}
+	case wire.ErrorPermissionDenied.Code:
+		return Disconnect{wire.DisconnectPermissionDenied, "permission denied"}
+	}
+	return Disconnect{wire.DisconnectServerError, "internal server error"}
 }
 
 // authenticate runs token verification and the Connecting hook.
@@ -200,13 +236,17 @@ func (c *Client) authenticate(x engine.Exchange, req *wire.ConnectRequest) (Conn
 		reply = r
 	case ev.Claims != nil:
 		reply = ConnectReply{UserID: ev.Claims.UserID, ExpireAt: ev.Claims.ExpireAt, Info: ev.Claims.Info}
-		if len(ev.Claims.Channels)+len(ev.Claims.Subs) > 0 {
-			reply.Subscriptions = make(map[string]SubscribeOptions)
+		// subs, when the token has it, replaces channels (as Centrifugo).
+		switch {
+		case len(ev.Claims.Subs) > 0:
+			reply.Subscriptions = make(map[string]SubscribeOptions, len(ev.Claims.Subs))
+			for ch, o := range ev.Claims.Subs {
+				reply.Subscriptions[ch] = SubscribeOptions{Data: o.Data, ChanInfo: o.Info}
+			}
+		case len(ev.Claims.Channels) > 0:
+			reply.Subscriptions = make(map[string]SubscribeOptions, len(ev.Claims.Channels))
 			for _, ch := range ev.Claims.Channels {
 				reply.Subscriptions[ch] = SubscribeOptions{}
-			}
-			for ch, o := range ev.Claims.Subs {
-				reply.Subscriptions[ch] = SubscribeOptions{Data: o.Data}
 			}
 		}
 	case cfg.Token == nil || cfg.Anonymous:
@@ -233,7 +273,7 @@ func (c *Client) authenticate(x engine.Exchange, req *wire.ConnectRequest) (Conn
 func callConnecting(h func(context.Context, ConnectEvent) (ConnectReply, error), ctx context.Context, ev ConnectEvent) (r ConnectReply, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = &engine.PanicError{Hook: "Connecting", Value: v}
+			err = &engine.PanicError{Hook: "Connecting", Value: v, Stack: debug.Stack()}
 		}
 	}()
 	return h(ctx, ev)
@@ -314,7 +354,13 @@ func (c *Client) open() {
 	if c.peer.Release([][]byte{frame}, covered) != nil {
 		return
 	}
-	c.p.addUser(c)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.p.addUser(c) // before closedWith can remove it: it waits for c.mu
+	c.mu.Unlock()
 	c.p.indexUser(c)
 	c.startTimers()
 	if h := cfg.Hooks.Connect; h != nil {
@@ -348,7 +394,7 @@ func (c *Client) disconnectFor(err error) {
 func (c *Client) runHook(name string, fn func()) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
-			c.p.e.ReportError(c.peer, &engine.PanicError{Hook: name, Value: v})
+			c.p.e.ReportError(c.peer, &engine.PanicError{Hook: name, Value: v, Stack: debug.Stack()})
 			ok = false
 		}
 	}()
@@ -506,6 +552,12 @@ func (c *Client) refreshPresence(channels []string) {
 		}
 		if err := pr.AddPresence(ctx, ch, c.presenceInfo(s.chanInfo), c.p.cfg.PresenceTTL); err != nil && ctx.Err() == nil {
 			c.p.e.ReportError(c.peer, fmt.Errorf("centrifugo: refresh presence in %q: %w", ch, err))
+		}
+		c.mu.Lock()
+		gone := c.closed || c.subs[ch] != s
+		c.mu.Unlock()
+		if gone { // left meanwhile: do not leave a ghost behind
+			c.removePresence(context.Background(), ch)
 		}
 	}
 	c.p.indexUser(c)

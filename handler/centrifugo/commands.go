@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"runtime/debug"
 	"time"
 
 	"github.com/ssebridge/ssebridge/backends"
@@ -17,10 +19,6 @@ import (
 // commands) or a control message from the server (see control.go), as the
 // peer's Message hook: in order, one request at a time.
 func (c *Client) receive(data []byte) {
-	if len(data) > 0 && data[0] == controlByte {
-		c.control(data[1:])
-		return
-	}
 	if c.uni {
 		return // a unidirectional client sends nothing
 	}
@@ -138,7 +136,7 @@ func (c *Client) hookError(name string, err error) error {
 func callHook[T any](c *Client, name string, fn func() (T, error)) (r T, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			c.p.e.ReportError(c.peer, &engine.PanicError{Hook: name, Value: v})
+			c.p.e.ReportError(c.peer, &engine.PanicError{Hook: name, Value: v, Stack: debug.Stack()})
 			err = ErrorInternal
 		}
 	}()
@@ -180,12 +178,13 @@ func (c *Client) cmdSubscribe(id uint32, req *wire.SubscribeRequest) error {
 	}
 	res, top, err := c.subscribe(ch, opts, req, false)
 	if err != nil {
-		_ = c.peer.Release(nil, nil)
+		_ = c.peer.Release(nil, dropAll(ch))
 		return err
 	}
 	frame, err := appendEvent(nil, wire.Reply{ID: id, Subscribe: res})
 	if err != nil {
-		_ = c.peer.Release(nil, nil)
+		_, _ = c.leave(ch)
+		_ = c.peer.Release(nil, dropAll(ch))
 		return err
 	}
 	_ = c.peer.Release([][]byte{frame}, map[string]uint64{ch: top})
@@ -205,7 +204,7 @@ func (c *Client) allowSubscribe(ch, tok string, data json.RawMessage) (Subscribe
 			return opts, ErrorTokenExpired
 		case err != nil:
 			return opts, ErrorPermissionDenied
-		case claims.Channel != ch || claims.UserID != c.user:
+		case claims.Channel != ch || claims.UserID != c.user || claims.Client != "" && claims.Client != c.id:
 			return opts, ErrorPermissionDenied
 		}
 		opts = SubscribeOptions{ChanInfo: claims.Info, ExpireAt: claims.ExpireAt}
@@ -251,9 +250,13 @@ func (c *Client) subscribe(ch string, opts SubscribeOptions, req *wire.Subscribe
 		res.Expires, res.TTL = true, ttlOf(opts.ExpireAt)
 	}
 	var top uint64
-	positioned := opts.Positioned || opts.Recoverable || req.Positioned || req.Recoverable || req.Recover || cfg.Channels.ForceRecovery
+	positioned := opts.Positioned || opts.Recoverable || cfg.Channels.ForceRecovery
+	recoverable := opts.Recoverable || cfg.Channels.ForceRecovery
+	if (req.Positioned || req.Recoverable || req.Recover) && (!positioned || !recoverable) && c.mayRecover(ch) {
+		positioned = true
+		recoverable = recoverable || req.Recoverable || req.Recover
+	}
 	if hist, ok := c.p.e.Node().(backends.History); ok && positioned {
-		recoverable := opts.Recoverable || req.Recoverable || req.Recover || cfg.Channels.ForceRecovery
 		hreq := backends.HistoryRequest{}
 		if req.Recover && recoverable {
 			hreq.Since = &backends.StreamPosition{Offset: req.Offset, Epoch: req.Epoch}
@@ -314,6 +317,25 @@ func (c *Client) subscribe(ch string, opts SubscribeOptions, req *wire.Subscribe
 	}
 	c.mu.Unlock()
 	return res, top, nil
+}
+
+// dropAll is a Release coverage that drops every held publication of ch,
+// for a subscription that failed.
+func dropAll(ch string) map[string]uint64 { return map[string]uint64{ch: math.MaxUint64} }
+
+// mayRecover reports whether the client may ask for positions and
+// recovery in ch: when Channels.AllowRecovery is set, or when it may read
+// the channel's history (recovery reads it).
+func (c *Client) mayRecover(ch string) bool {
+	cfg := &c.p.cfg
+	switch {
+	case cfg.Channels.AllowRecovery:
+		return true
+	case cfg.Hooks.History != nil:
+		_, err := callHook(c, "History", func() (struct{}, error) { return struct{}{}, cfg.Hooks.History(c, ch) })
+		return err == nil
+	}
+	return cfg.Channels.History
 }
 
 // flagRejectUnrecovered is the subscribe flag of centrifuge-js asking for
@@ -613,7 +635,7 @@ func (c *Client) cmdSubRefresh(req *wire.SubRefreshRequest) (*wire.SubRefreshRes
 		switch {
 		case errors.Is(err, token.ErrExpired):
 			return nil, ErrorTokenExpired
-		case err != nil, claims.Channel != ch, claims.UserID != c.user:
+		case err != nil, claims.Channel != ch, claims.UserID != c.user, claims.Client != "" && claims.Client != c.id:
 			return nil, ErrorPermissionDenied
 		}
 		exp = claims.ExpireAt

@@ -74,7 +74,8 @@ type Config struct {
 	// default 300) bounds the publications of one history answer;
 	// RecoveryMaxPublicationLimit (client.recovery_max_publication_limit,
 	// default 300) the publications recovered on subscribe: a client that
-	// missed more gets error 112 "unrecoverable position".
+	// missed more gets recovered: false (error 112 "unrecoverable
+	// position" if its subscribe asked for that, flag 2).
 	HistoryMaxPublicationLimit  int
 	RecoveryMaxPublicationLimit int
 	// PresenceTTL is how long a client stays in a channel's presence
@@ -95,8 +96,12 @@ type Config struct {
 	// without Hooks.Connecting, every client connects anonymously.
 	Anonymous bool
 
-	// Channels is what clients may do in channels when no hook decides:
-	// without Hooks.Subscribe, a subscribe is allowed when
+	// Channels is what clients may do in channels when no hook decides.
+	// Channels are the engine's topics, shared by every namespace: a
+	// client's publication reaches every subscriber of the topic, native
+	// ones included, whatever namespace the Upgrade hook gave them.
+	//
+	// Without Hooks.Subscribe, a subscribe is allowed when
 	// Channels.Subscribe is set (allow_subscribe_for_client), and so on.
 	Channels ChannelOptions
 
@@ -121,6 +126,11 @@ type ChannelOptions struct {
 	// (force_recovery), as if the client asked for it; a backend that
 	// numbers publications is needed (memory and Redis do).
 	ForceRecovery bool
+	// AllowRecovery lets clients ask for positioned and recoverable
+	// subscriptions (allow_recovery, allow_positioning). Without it, a
+	// client gets them only where it may read the channel's history
+	// (History above, or Hooks.History), since recovery reads it.
+	AllowRecovery bool
 }
 
 func (c Config) withDefaults() (Config, error) {

@@ -17,18 +17,19 @@ import (
 // backend's presence under a reserved channel name, and the action goes to
 // each connection's session as an upstream message that starts with
 // controlByte. A client could send itself such a message through
-// /emulation; it can only disconnect or unsubscribe itself with it.
+// /emulation: it is refused there. The index's channel names start with a
+// NUL byte, which channel names from clients cannot (checkChannel).
 
 // controlByte starts a control message; JSON commands never do.
 const controlByte = 0
 
-// userIndexPrefix starts the presence channel listing a user's sessions:
-// a NUL byte, which channel names from clients may hold but which no
-// client can subscribe to through the engine's checks of this protocol
-// (see checkChannel's callers: the index is never subscribed).
+// userIndexPrefix starts the presence channel listing a user's sessions;
+// its NUL byte keeps every client command away from it (checkChannel).
 const userIndexPrefix = "\x00centrifugo.user:"
 
-// control is a message from the server to one connection.
+// control is a message from the server to one connection. Clients cannot
+// send one: /emulation refuses data that starts with a NUL byte, and the
+// native protocol refuses the ids of Centrifugo's sessions.
 type control struct {
 	Disconnect  *Disconnect `json:"disconnect,omitempty"`
 	Unsubscribe string      `json:"unsubscribe,omitempty"`
@@ -60,6 +61,12 @@ func (p *Protocol) indexUser(c *Client) {
 	if err != nil && ctx.Err() == nil {
 		p.e.ReportError(c.peer, fmt.Errorf("centrifugo: index user: %w", err))
 	}
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed { // closedWith may have unindexed it before: again
+		p.unindexUser(c)
+	}
 }
 
 func (p *Protocol) unindexUser(c *Client) {
@@ -83,11 +90,15 @@ func (p *Protocol) sendControl(ctx context.Context, user string, m control) erro
 		return err
 	}
 	msg := append([]byte{controlByte}, data...)
+	// This node's connections directly: a hook of one of them may be the
+	// caller.
+	local := make(map[string]bool)
+	for _, c := range p.Clients(user) {
+		local[c.peer.ID()] = true
+		c.control(data)
+	}
 	pr, ok := p.e.Node().(backends.Presence)
 	if !ok || user == "" || len(userIndexPrefix)+len(user) > backends.MaxChannelLen {
-		for _, c := range p.Clients(user) {
-			c.control(data)
-		}
 		return nil
 	}
 	sessions, err := pr.Presence(ctx, userIndexPrefix+user)
@@ -96,6 +107,11 @@ func (p *Protocol) sendControl(ctx context.Context, user string, m control) erro
 	}
 	var errs []error
 	for id := range sessions {
+		if local[id] {
+			continue
+		}
+		// The owner hands it to the connection without waiting for its
+		// hooks (Client.intercept).
 		err := p.e.Upstream(ctx, id, msg)
 		if err != nil && !errors.Is(err, backends.ErrUnknownSession) {
 			errs = append(errs, err)

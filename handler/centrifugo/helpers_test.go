@@ -93,6 +93,7 @@ type conn struct {
 	connect *wire.ConnectResult
 	cancel  context.CancelFunc
 	backlog []wire.Reply // pushes that arrived while call waited for a reply
+	pong    bool         // answer pings (reply, push)
 }
 
 // open opens /connection/sse with cf_connect cmds (one JSON per line, the
@@ -182,6 +183,7 @@ func (c *conn) reply() wire.Reply {
 	for {
 		d := c.event()
 		if d == "{}" {
+			c.answerPing()
 			continue
 		}
 		var r wire.Reply
@@ -200,6 +202,22 @@ func (c *conn) next() wire.Reply {
 	r := c.reply()
 	c.backlog = saved
 	return r
+}
+
+// answerPing sends a pong when c.pong is set, without waiting.
+func (c *conn) answerPing() {
+	if c.pong {
+		go c.post("{}")
+	}
+}
+
+// post sends commands through /emulation from any goroutine, without
+// checking the answer (the stream tells).
+func (c *conn) post(cmds ...string) {
+	resp, err := http.Post(c.s.url+"/emulation", "application/json", bytes.NewReader(c.envelope(cmds...)))
+	if err == nil {
+		resp.Body.Close()
+	}
 }
 
 // push returns the next bare push that is not a ping (unidirectional).

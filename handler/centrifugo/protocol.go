@@ -121,7 +121,7 @@ func (p *Protocol) serveEmulation(x engine.Exchange) {
 		engine.WriteError(x, http.StatusBadRequest, "bad emulation request: node id too long")
 		return
 	}
-	if env.Session == "" || !engine.ValidID(env.Session) {
+	if env.Session == "" || !engine.ValidEphemeralID(env.Session) {
 		engine.WriteError(x, http.StatusNotFound, "unknown session")
 		return
 	}
@@ -131,6 +131,10 @@ func (p *Protocol) serveEmulation(x engine.Exchange) {
 	}
 	if len(env.Data) == 0 {
 		x.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if env.Data[0] == controlByte {
+		engine.WriteError(x, http.StatusBadRequest, "bad emulation request: data starts with a NUL byte")
 		return
 	}
 	err = p.e.Upstream(x.Context(), env.Session, env.Data)
@@ -235,7 +239,7 @@ func (p *Protocol) serveStream(x engine.Exchange, uni bool) {
 		c.refuse(x, connID, rerr, rdisc)
 		return
 	}
-	st, err := p.e.OpenWith(x.Context(), x, u, c.codec, engine.PeerOptions{Hooks: c.engineHooks(), Ephemeral: true})
+	st, err := p.e.OpenWith(x.Context(), x, u, c.codec, engine.PeerOptions{Hooks: c.engineHooks(), Ephemeral: true, Intercept: c.intercept, HelloFirst: true})
 	if err != nil {
 		d := &Disconnect{wire.DisconnectServerError, "internal server error"}
 		switch {
@@ -274,10 +278,17 @@ func (p *Protocol) Publish(channel string, data []byte) error {
 	return p.e.Publish(channel, rawJSON(data))
 }
 
-// checkChannel checks a channel name.
+// checkChannel checks a channel name: 1 to 1024 bytes, no control
+// characters (names starting with a NUL byte are the protocol's own, see
+// control.go).
 func checkChannel(ch string) error {
 	if ch == "" || len(ch) > maxChannelLength {
 		return fmt.Errorf("centrifugo: channel name of %d bytes (want 1 to %d)", len(ch), maxChannelLength)
+	}
+	for i := 0; i < len(ch); i++ {
+		if ch[i] < 0x20 || ch[i] == 0x7f {
+			return fmt.Errorf("centrifugo: channel name with a control character at byte %d", i)
+		}
 	}
 	return nil
 }

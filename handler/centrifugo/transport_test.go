@@ -206,7 +206,7 @@ func TestBadConfig(t *testing.T) {
 // cf_connect subs where it may subscribe, with recovery, and their
 // publications as bare pushes.
 func TestUniSubs(t *testing.T) {
-	s := newServer(t, handler.Config{}, centrifugo.Config{Hooks: centrifugo.Hooks{
+	s := newServer(t, handler.Config{}, centrifugo.Config{Channels: centrifugo.ChannelOptions{AllowRecovery: true}, Hooks: centrifugo.Hooks{
 		Subscribe: func(_ *centrifugo.Client, e centrifugo.SubscribeEvent) (centrifugo.SubscribeReply, error) {
 			if e.Channel == "secret" {
 				return centrifugo.SubscribeReply{}, centrifugo.ErrorPermissionDenied

@@ -100,11 +100,24 @@ type PeerOptions struct {
 	// application's as its API says. (Upgrade and Error stay the engine's.)
 	Hooks *Hooks
 	// Ephemeral peers live as long as their stream: they are never resumed
-	// (no grace period after the stream ends, no takeover elsewhere) and
+	// (no grace period after the stream ends, no takeover elsewhere: their
+	// ids, see ValidEphemeralID, are not the native protocol's) and
 	// Shutdown closes them with CloseGoingAway and their close frame
 	// instead of handing them off. Centrifugo's clients reconnect with a
 	// new connection and recover their channels themselves.
 	Ephemeral bool
+	// Intercept, when not nil, sees every upstream message of the peer
+	// first, without waiting for the peer's hooks: when it returns true
+	// the message was handled and the Message hook does not run for it.
+	// A protocol answers its keep-alives there (Centrifugo's pongs), which
+	// must not wait behind a slow command. It must return quickly.
+	Intercept func(data []byte) bool
+	// HelloFirst sends the stream's status, headers and hello at once and
+	// runs the Open hook on a goroutine of its own, while the stream
+	// already writes what the hook queues (Centrifugo's connect reply
+	// must not wait for the hook's slower work). Without it the hook runs
+	// before the response starts.
+	HelloFirst bool
 }
 
 // OpenWith is Open for a peer with options.
@@ -113,11 +126,15 @@ func (e *Engine) OpenWith(ctx context.Context, x Exchange, u *Upgrade, c Codec, 
 	if ns == "" {
 		ns = "/" // "" means every namespace to the backend
 	}
-	p := e.newPeer(NewID(), u, x, c, ns, 1)
+	id := NewID()
+	if o.Ephemeral {
+		id = newEphemeralID()
+	}
+	p := e.newPeer(id, u, x, c, ns, 1)
 	if o.Hooks != nil {
 		p.hooks = o.Hooks
 	}
-	p.ephemeral = o.Ephemeral
+	p.ephemeral, p.intercept, p.helloFirst = o.Ephemeral, o.Intercept, o.HelloFirst
 	if err := e.add(p); err != nil {
 		return nil, err
 	}
@@ -194,7 +211,7 @@ func (p *Peer) CheckResume(last uint64) ResumeState {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
-	case p.state != stateOpen || last >= p.log.next:
+	case p.state != stateOpen || last >= p.log.next || p.ephemeral:
 		return ResumeInvalid
 	case !p.log.canRewind(last):
 		return ResumeGap
@@ -210,7 +227,7 @@ func (p *Peer) CheckResume(last uint64) ResumeState {
 func (e *Engine) Resume(p *Peer, x Exchange, c backends.Cursor) (*Stream, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.state != stateOpen {
+	if p.state != stateOpen || p.ephemeral {
 		return nil, ErrClosed
 	}
 	if !p.log.canRewind(c.Seq) {
@@ -244,6 +261,9 @@ func (e *Engine) Resume(p *Peer, x Exchange, c backends.Cursor) (*Stream, error)
 func (e *Engine) Takeover(ctx context.Context, x Exchange, u *Upgrade, c Codec, id string, cur backends.Cursor) (*Stream, error) {
 	if e.ShuttingDown() {
 		return nil, ErrShuttingDown
+	}
+	if !ValidID(id) { // an ephemeral peer's (or no peer's) id
+		return nil, fmt.Errorf("ssebridge: takeover of %q: %w", id, backends.ErrUnknownSession)
 	}
 	e.mu.Lock()
 	delete(e.released, id) // releases from before this claim are stale
@@ -491,6 +511,12 @@ func (e *Engine) Deliver(session string, data []byte) error {
 // deliver runs the Message hook for data; a closed peer is an unknown
 // session to whoever sent it.
 func (p *Peer) deliver(data []byte) error {
+	if p.intercept != nil && p.intercept(data) {
+		if p.Closed() {
+			return fmt.Errorf("ssebridge: peer %s: %w", p.id, backends.ErrUnknownSession)
+		}
+		return nil
+	}
 	err := p.Receive(data)
 	if errors.Is(err, ErrClosed) {
 		return fmt.Errorf("ssebridge: peer %s: %w", p.id, backends.ErrUnknownSession)

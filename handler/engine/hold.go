@@ -27,8 +27,10 @@ func (p *Peer) PushFrame(frame []byte) error { return p.push(frame, 0) }
 // the peer and reads the topics' history, so that its answer (with the
 // publications the client missed) reaches the client before any live
 // publication, and none is delivered twice. Frames pushed otherwise
-// (PushFrame, Send) are not held. Held publications count against the
-// queue size like queued ones. It returns ErrClosed for a closed peer, and
+// (PushFrame, Send) are not held. Held publications have a budget of their
+// own, the queue size: more closes the peer as a slow consumer, and so
+// does Release when they do not fit the queue. It returns ErrClosed for a
+// closed peer, and
 // an error when the peer's publications are already held.
 func (p *Peer) Hold() error {
 	p.mu.Lock()

@@ -34,19 +34,50 @@ func ValidID(s string) bool {
 	return lastCharCanonical(s[len(s)-1])
 }
 
-func lastCharCanonical(c byte) bool {
-	var v byte
+func lastCharCanonical(c byte) bool { return indexOf(c)&0x0f == 0 }
+
+// Ephemeral peers (PeerOptions.Ephemeral) get ids of the same length and
+// alphabet whose padding bits, the last 4 bits of the last character, are
+// 0001 instead of 0000: ValidID refuses them, so that no request of the
+// native protocol can resume, take over or post to an ephemeral peer, and
+// ValidEphemeralID accepts only them.
+
+// newEphemeralID returns a new unguessable id for an ephemeral peer.
+func newEphemeralID() string {
+	id := []byte(NewID())
+	last := &id[len(id)-1]
+	*last = alphabet[indexOf(*last)|1]
+	return string(id)
+}
+
+// ValidEphemeralID reports whether s has the form of an ephemeral peer's
+// id. Protocols with ephemeral peers check ids from clients with it.
+func ValidEphemeralID(s string) bool {
+	if len(s) != IDLength {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return indexOf(s[len(s)-1])&0x0f == 1
+}
+
+const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+// indexOf is the value of a base64url character (its place in alphabet).
+func indexOf(c byte) byte {
 	switch {
 	case 'A' <= c && c <= 'Z':
-		v = c - 'A'
+		return c - 'A'
 	case 'a' <= c && c <= 'z':
-		v = c - 'a' + 26
+		return c - 'a' + 26
 	case '0' <= c && c <= '9':
-		v = c - '0' + 52
+		return c - '0' + 52
 	case c == '-':
-		v = 62
-	default:
-		v = 63
+		return 62
 	}
-	return v&0x0f == 0
+	return 63
 }

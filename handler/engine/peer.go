@@ -31,8 +31,10 @@ type Peer struct {
 	cancel context.CancelFunc
 	// hooks are the Open, Resume, Message and Close hooks of the peer: the
 	// engine's, or its protocol's (PeerOptions).
-	hooks     *Hooks
-	ephemeral bool
+	hooks      *Hooks
+	ephemeral  bool
+	helloFirst bool
+	intercept  func([]byte) bool
 
 	// in serialises the Open, Resume and Message hooks.
 	in sync.Mutex

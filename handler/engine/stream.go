@@ -49,7 +49,9 @@ func (st *Stream) halt() { st.stopOnce.Do(func() { close(st.stop) }) }
 var errStreamDeadline = errors.New("ssebridge: stream reached its maximum duration")
 
 // Run runs the Open hook (new peer) or Resume hook (resumed peer), then
-// hands the response to the exchange's StreamBody: status 200, the headers
+// (or, for a peer opened with PeerOptions.HelloFirst, while the hook runs
+// on its own goroutine once hello is written) hands the response to the
+// exchange's StreamBody: status 200, the headers
 // already set on the exchange, hello, and then the peer's frames (those
 // queued by the hook first) until the client goes away (the exchange's
 // context is done, or a write fails: on runtimes that give no disconnect
@@ -58,21 +60,29 @@ var errStreamDeadline = errors.New("ssebridge: stream reached its maximum durati
 // Run returns when the response is complete; on the others (see
 // Exchange.StreamBody) it returns once the body is handed over.
 func (st *Stream) Run(hello []byte) {
+	// The body may run after the request is gone: take what it needs now.
+	done := st.x.Context().Done()
+	if st.p.helloFirst {
+		st.x.StreamBody(200, func() { st.body(done, hello, true) })
+		return
+	}
 	// The hook runs before the client learns its peer id, so that what it
 	// sets up (subscriptions, say) is in place before the client can act.
 	st.runOpenHook()
-	// The body may run after the request is gone: take what it needs now.
-	done := st.x.Context().Done()
-	st.x.StreamBody(200, func() { st.body(done, hello) })
+	st.x.StreamBody(200, func() { st.body(done, hello, false) })
 }
 
 // body writes hello and then the peer's frames; done is closed when the
-// client goes away or the runtime ends the response.
-func (st *Stream) body(done <-chan struct{}, hello []byte) {
+// client goes away or the runtime ends the response. With openHook, the
+// Open hook is started once hello is written.
+func (st *Stream) body(done <-chan struct{}, hello []byte, openHook bool) {
 	p, e := st.p, st.p.e
 	if err := st.write(hello); err != nil {
 		p.detach(st)
 		return
+	}
+	if openHook {
+		go st.runOpenHook()
 	}
 
 	var heartbeat *time.Timer
