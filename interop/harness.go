@@ -1,8 +1,9 @@
 // Package interop tests ssebridge against real clients: Node.js running the
-// npm packages crossws (its WebSocketSSE client, in both upload modes) and
-// eventsource, and a headless Chromium driven with chromedp. The tests start
-// servers on the loopback interface only: in-process ones
-// (httptest.NewServer over netfx) and the examples/chat binary.
+// npm packages crossws (its WebSocketSSE client, in both upload modes),
+// centrifuge (centrifuge-js, its "sse" transport) and eventsource, curl,
+// and a headless Chromium driven with chromedp. The tests start servers on
+// the loopback interface only: in-process ones (httptest.NewServer over
+// netfx) and the examples/chat and examples/lambda binaries.
 //
 // The package has no API: this file holds the parts of the harness that do
 // not need package testing, the tests and their helpers are in the _test.go
@@ -15,9 +16,9 @@
 //
 //	go test -race ./interop/...
 //
-// A test whose tool (node, those packages, Chromium) is missing skips with a
-// message saying what to install, except when the environment variable CI
-// is "true": then it fails, so that CI cannot pass by skipping.
+// A test whose tool (node, those packages, curl, Chromium) is missing skips
+// with a message saying what to install, except when the environment
+// variable CI is "true": then it fails, so that CI cannot pass by skipping.
 package interop
 
 import (
@@ -39,7 +40,7 @@ import (
 
 // pinnedNodePackages are the versions of the npm packages the tests run, as
 // pinned in interop/node/package.json.
-var pinnedNodePackages = map[string]string{"crossws": "0.4.17", "eventsource": "3.0.7"}
+var pinnedNodePackages = map[string]string{"centrifuge": "5.8.0", "crossws": "0.4.17", "eventsource": "3.0.7"}
 
 // moduleRoot returns the directory of the module ssebridge (the parent of
 // this file's directory).
