@@ -157,6 +157,8 @@ func defaultReason(code uint32) string {
 		return "no pong"
 	case wire.DisconnectTooManyRequests:
 		return "too many requests"
+	case wire.DisconnectStateInvalidated:
+		return "state invalidated"
 	case wire.DisconnectInvalidToken:
 		return "invalid token"
 	case wire.DisconnectBadRequest:

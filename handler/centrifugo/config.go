@@ -349,6 +349,7 @@ var (
 	ErrorExpired               = wire.ErrorExpired
 	ErrorTooManyRequests       = wire.ErrorTooManyRequests
 	ErrorUnrecoverablePosition = wire.ErrorUnrecoverablePosition
+	ErrorConcurrentPagination  = wire.ErrorConcurrentPagination
 )
 
 // Disconnect closes a connection with a code and reason: 3000–3499 and

@@ -15,6 +15,9 @@ var (
 	ErrorExpired               = &Error{Code: 110, Message: "expired"}
 	ErrorTooManyRequests       = &Error{Code: 111, Message: "too many requests", Temporary: true}
 	ErrorUnrecoverablePosition = &Error{Code: 112, Message: "unrecoverable position"}
+	// ErrorConcurrentPagination is newer than centrifuge v0.38 (for map
+	// subscriptions, which ssebridge does not serve); listed for hooks.
+	ErrorConcurrentPagination = &Error{Code: 113, Message: "concurrent pagination", Temporary: true}
 )
 
 // Unsubscribe codes: below 2500 the client stays unsubscribed, from 2500 it
@@ -23,6 +26,7 @@ const (
 	UnsubscribeServer             = 2000
 	UnsubscribeInsufficientState  = 2500
 	UnsubscribeSubscriptionExpire = 2501
+	UnsubscribeStateInvalidated   = 2502
 )
 
 // Disconnect codes: 3000–3499 (and 4000–4499) make centrifuge-js
@@ -39,6 +43,7 @@ const (
 	DisconnectForceReconnect     = 3011
 	DisconnectNoPong             = 3012
 	DisconnectTooManyRequests    = 3013
+	DisconnectStateInvalidated   = 3014
 	DisconnectInvalidToken       = 3500
 	DisconnectBadRequest         = 3501
 	DisconnectStale              = 3502
