@@ -55,6 +55,8 @@ type Client struct {
 type subscription struct {
 	chanInfo json.RawMessage
 	presence bool // the client is in the channel's presence
+	announce bool // its join was announced: its leave will be
+	listens  bool // it gets join and leave pushes (joinLeaveTopic)
 	expireAt time.Time
 	timer    *time.Timer
 }
@@ -511,6 +513,9 @@ func (c *Client) closedWith(d engine.CloseDetails) {
 		}
 		if s.presence {
 			c.removePresence(ctx, ch)
+		}
+		if s.announce {
+			c.announceJoinLeave(ch, s, "leave")
 		}
 		if h := c.p.cfg.Hooks.Unsubscribe; h != nil {
 			c.runHook("Unsubscribe", func() { h(c, ch) })

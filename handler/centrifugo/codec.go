@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/ssebridge/ssebridge/handler/centrifugo/wire"
@@ -54,6 +55,15 @@ func (c *codec) AppendSend(dst []byte, text []byte) []byte {
 // AppendPublication writes a publication push; text that is JSON is
 // embedded as it is (compacted), other text as a JSON string.
 func (c *codec) AppendPublication(dst []byte, topic string, text []byte, offset uint64) []byte {
+	if ch, ok := strings.CutPrefix(topic, joinLeavePrefix); ok && len(text) > 2 && text[0] == '{' && text[len(text)-1] == '}' {
+		// A join or leave ({"join":{"info":…}}): a push of the channel.
+		dst = c.pushStart(dst)
+		dst = append(dst, `{"channel":`...)
+		dst = appendString(dst, ch)
+		dst = append(dst, ',')
+		dst = append(dst, text[1:]...)
+		return c.pushEnd(dst)
+	}
 	dst = c.pushStart(dst)
 	dst = append(dst, `{"channel":`...)
 	dst = appendString(dst, topic)

@@ -294,6 +294,16 @@ func (c *Client) subscribe(ch string, opts SubscribeOptions, req *wire.Subscribe
 			}
 		}
 	}
+	if req.JoinLeave && (cfg.Channels.JoinLeave || opts.JoinLeave) {
+		if err := c.peer.Subscribe(joinLeaveTopic(ch)); err != nil {
+			_ = c.peer.Unsubscribe(ch)
+			if errors.Is(err, engine.ErrTooManyTopics) {
+				return nil, 0, ErrorLimitExceeded
+			}
+			return nil, 0, err
+		}
+		s.listens = true
+	}
 	if cfg.Channels.TrackPresence {
 		if pr, ok := c.presenceBackend(); ok {
 			ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
@@ -306,6 +316,7 @@ func (c *Client) subscribe(ch string, opts SubscribeOptions, req *wire.Subscribe
 			s.presence = true
 		}
 	}
+	s.announce = cfg.Channels.JoinLeave || opts.JoinLeave
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -316,7 +327,29 @@ func (c *Client) subscribe(ch string, opts SubscribeOptions, req *wire.Subscribe
 		s.timer = time.AfterFunc(time.Until(s.expireAt), func() { c.checkSubExpired(ch, s) })
 	}
 	c.mu.Unlock()
+	if s.announce {
+		c.announceJoinLeave(ch, s, "join")
+	}
 	return res, top, nil
+}
+
+// joinLeavePrefix starts the topic carrying a channel's join and leave
+// pushes; its NUL byte keeps clients from naming it (checkChannel).
+const joinLeavePrefix = "\x00centrifugo.joinleave:"
+
+func joinLeaveTopic(ch string) string { return joinLeavePrefix + ch }
+
+// announceJoinLeave tells the channel's listening subscribers, on every
+// node, that the client joined or left (kind "join" or "leave").
+func (c *Client) announceJoinLeave(ch string, s *subscription, kind string) {
+	info := wire.ClientInfo{User: c.user, Client: c.id, ConnInfo: validJSON(c.info), ChanInfo: validJSON(s.chanInfo)}
+	b, err := json.Marshal(map[string]wire.JoinLeave{kind: {Info: info}})
+	if err == nil {
+		err = c.p.e.Publish(joinLeaveTopic(ch), json.RawMessage(b))
+	}
+	if err != nil {
+		c.p.e.ReportError(c.peer, fmt.Errorf("centrifugo: announce %s in %q: %w", kind, ch, err))
+	}
 }
 
 // dropAll is a Release coverage that drops every held publication of ch,
@@ -380,6 +413,12 @@ func (c *Client) leave(ch string) (bool, error) {
 		s.timer.Stop()
 	}
 	err := c.peer.Unsubscribe(ch)
+	if s.listens {
+		_ = c.peer.Unsubscribe(joinLeaveTopic(ch))
+	}
+	if s.announce {
+		c.announceJoinLeave(ch, s, "leave")
+	}
 	if s.presence {
 		ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
 		c.removePresence(ctx, ch)

@@ -477,3 +477,47 @@ func TestRecoverySoleSubscriber(t *testing.T) {
 		t.Fatalf("recovery %+v", r)
 	}
 }
+
+// TestJoinLeave: subscribers that ask for join and leave pushes get them,
+// with the client's info, when others subscribe, unsubscribe or go away.
+func TestJoinLeave(t *testing.T) {
+	cf := userConfig()
+	cf.Channels.JoinLeave = true
+	s := newServer(t, handler.Config{}, cf)
+	a := s.open(`{"connect":{"data":{"user":"ann"}},"id":1}`)
+	if r := a.call(`{"subscribe":{"channel":"room","join_leave":true},"id":2}`); r.Subscribe == nil {
+		t.Fatalf("%+v", r)
+	}
+	if r := a.reply(); r.Push == nil || r.Push.Join == nil || r.Push.Join.Info.Client != a.connect.Client {
+		t.Fatalf("own join %+v", r)
+	}
+	quiet := s.open(`{"connect":{"data":{"user":"quiet"}},"id":1}`)
+	if r := quiet.call(`{"subscribe":{"channel":"room"},"id":2}`); r.Subscribe == nil {
+		t.Fatalf("%+v", r)
+	}
+	if r := a.reply(); r.Push == nil || r.Push.Channel != "room" || r.Push.Join == nil || r.Push.Join.Info.User != "quiet" || r.Push.Join.Info.Client != quiet.connect.Client {
+		t.Fatalf("join push %+v", r.Push)
+	}
+	if r := quiet.call(`{"unsubscribe":{"channel":"room"},"id":3}`); r.Unsubscribe == nil {
+		t.Fatalf("%+v", r)
+	}
+	if r := a.reply(); r.Push == nil || r.Push.Leave == nil || r.Push.Leave.Info.User != "quiet" {
+		t.Fatalf("leave push %+v", r.Push)
+	}
+	b := s.open(`{"connect":{"data":{"user":"bob"}},"id":1}`, `{"subscribe":{"channel":"room"},"id":2}`)
+	if r := a.reply(); r.Push == nil || r.Push.Join == nil || r.Push.Join.Info.User != "bob" {
+		t.Fatalf("join push %+v", r.Push)
+	}
+	b.cancel()
+	if r := a.reply(); r.Push == nil || r.Push.Leave == nil || r.Push.Leave.Info.User != "bob" {
+		t.Fatalf("leave push on disconnect %+v", r.Push)
+	}
+	// The quiet subscriber, who did not ask, got none: its next reply is
+	// its next command's.
+	if r := quiet.call(`{"rpc":{"method":"m","data":1},"id":4}`); r.RPC == nil {
+		t.Fatalf("%+v", r)
+	}
+	if len(quiet.backlog) != 0 {
+		t.Fatalf("pushes to a subscriber that did not ask: %+v", quiet.backlog)
+	}
+}

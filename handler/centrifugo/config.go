@@ -126,6 +126,12 @@ type ChannelOptions struct {
 	// (force_recovery), as if the client asked for it; a backend that
 	// numbers publications is needed (memory and Redis do).
 	ForceRecovery bool
+	// JoinLeave announces each client that subscribes to or leaves a
+	// channel (join_leave) to the channel's subscribers that asked for
+	// join and leave pushes (centrifuge-js's joinLeave option). Each such
+	// subscriber also counts one more topic against the engine's
+	// MaxTopics.
+	JoinLeave bool
 	// AllowRecovery lets clients ask for positioned and recoverable
 	// subscriptions (allow_recovery, allow_positioning). Without it, a
 	// client gets them only where it may read the channel's history
@@ -270,6 +276,9 @@ type SubscribeOptions struct {
 	// Recoverable and Positioned enable recovery and positions for the
 	// subscription whatever the client asked.
 	Recoverable, Positioned bool
+	// JoinLeave announces the client's join and leave in this channel, as
+	// ChannelOptions.JoinLeave does for every channel.
+	JoinLeave bool
 }
 
 // SubscribeEvent is a client's subscribe.

@@ -40,8 +40,9 @@
 // (3012). History and recovery use the backend's numbered topic history
 // (backends.History: offsets and epochs, memory and Redis); presence the
 // backend's presence (backends.Presence). Connection and subscription
-// tokens are Centrifugo's JWTs (package token). Join/leave pushes, delta
-// compression, channel compaction and the protobuf protocol are not
+// tokens are Centrifugo's JWTs (package token). Join and leave pushes
+// (ChannelOptions.JoinLeave) travel on a companion topic per channel.
+// Delta compression, channel compaction and the protobuf protocol are not
 // implemented: clients that ask for them get plain subscriptions.
 //
 // Differences from Centrifugo, all compatible with centrifuge-js: a page

@@ -197,7 +197,7 @@ func (r *Room) Centrifugo() *centrifugo.Config {
 		return nil
 	}
 	return &centrifugo.Config{
-		Channels: centrifugo.ChannelOptions{TrackPresence: true, ForceRecovery: true},
+		Channels: centrifugo.ChannelOptions{TrackPresence: true, ForceRecovery: true, JoinLeave: true},
 		Hooks: centrifugo.Hooks{
 			Subscribe: func(_ *centrifugo.Client, e centrifugo.SubscribeEvent) (centrifugo.SubscribeReply, error) {
 				return centrifugo.SubscribeReply{}, inRoom(e.Channel)
