@@ -20,21 +20,26 @@ func NewID() string {
 // sends as a peer id is checked with it before it is looked up or used in a
 // key.
 func ValidID(s string) bool {
+	// 22 characters carry 132 bits: the last 4 bits of the last character
+	// are padding and must be zero, so that every id has one spelling.
+	pad, ok := idPadding(s)
+	return ok && pad == 0
+}
+
+// idPadding returns the padding bits of an id (the last 4 bits of its
+// last character), and whether s has an id's length and alphabet.
+func idPadding(s string) (byte, bool) {
 	if len(s) != IDLength {
-		return false
+		return 0, false
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
+			return 0, false
 		}
 	}
-	// 22 characters carry 132 bits: the last 4 bits of the last character
-	// are padding and must be zero, so that every id has one spelling.
-	return lastCharCanonical(s[len(s)-1])
+	return indexOf(s[len(s)-1]) & 0x0f, true
 }
-
-func lastCharCanonical(c byte) bool { return indexOf(c)&0x0f == 0 }
 
 // Ephemeral peers (PeerOptions.Ephemeral) get ids of the same length and
 // alphabet whose padding bits, the last 4 bits of the last character, are
@@ -53,16 +58,8 @@ func newEphemeralID() string {
 // ValidEphemeralID reports whether s has the form of an ephemeral peer's
 // id. Protocols with ephemeral peers check ids from clients with it.
 func ValidEphemeralID(s string) bool {
-	if len(s) != IDLength {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return indexOf(s[len(s)-1])&0x0f == 1
+	pad, ok := idPadding(s)
+	return ok && pad == 1
 }
 
 const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
