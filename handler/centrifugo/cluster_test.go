@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,5 +145,51 @@ func TestCrossNode(t *testing.T) {
 				t.Fatalf("disconnect %+v", d)
 			}
 		})
+	}
+}
+
+// TestShutdownForgetsSessions: with Redis, Shutdown returns once every
+// Centrifugo session is removed from the backend (they are not handed off:
+// nothing resumes them), so that the caller may close its Redis client.
+func TestShutdownForgetsSessions(t *testing.T) {
+	srv := redistest.Start(t)
+	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), PoolSize: 32})
+	defer c.Close()
+	b, err := redisbackend.New(redisbackend.Config{Client: c, Prefix: srv.Prefix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf := userConfig()
+	var hooks atomic.Int32
+	cf.Hooks.Disconnect = func(*centrifugo.Client, centrifugo.Disconnect) {
+		time.Sleep(30 * time.Millisecond) // a hook that takes its time
+		hooks.Add(1)
+	}
+	s := newServer(t, handler.Config{Backend: b}, cf)
+	for range 30 {
+		s.open(`{"connect":{"data":{"user":"u"}},"id":1}`)
+	}
+	sessions := func() int {
+		n := 0
+		for _, k := range srv.Keys(t) {
+			if strings.Contains(k, ":{s.") {
+				n++
+			}
+		}
+		return n
+	}
+	if n := sessions(); n != 30 {
+		t.Fatalf("%d session records, want 30", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.h.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := sessions(); n != 0 {
+		t.Fatalf("%d session records left when Shutdown returned", n)
+	}
+	if n := hooks.Load(); n != 30 {
+		t.Fatalf("%d Disconnect hooks done when Shutdown returned, want 30", n)
 	}
 }

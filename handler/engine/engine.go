@@ -7,6 +7,7 @@ import (
 	"iter"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ssebridge/ssebridge/backends"
@@ -29,6 +30,9 @@ type Engine struct {
 	// had no peer for them (a takeover of them may be under way here).
 	released map[string]struct{}
 	closing  bool
+	// finalizing counts peers being finalized (removed from peers, not yet
+	// from the backend).
+	finalizing atomic.Int64
 
 	// subMu serialises changes of the node's backend subscriptions; it is
 	// never taken by Broadcast, which a backend may call with its own locks
@@ -607,7 +611,7 @@ wait:
 		e.mu.RLock()
 		n := len(e.peers)
 		e.mu.RUnlock()
-		if n == 0 {
+		if n == 0 && e.finalizing.Load() == 0 {
 			break
 		}
 		select {

@@ -117,8 +117,23 @@ func (l *frameLog) trim(replay int) {
 		l.n--
 		l.first++
 	}
-	if len(l.ring) > 64 && l.n < len(l.ring)/4 {
+	switch {
+	case len(l.ring) <= 64:
+	case replay == 0:
+		// Nothing is kept for replay: the ring holds only what is queued,
+		// which swings between empty and a burst's worth. Shrinking it as
+		// it drains would allocate on every swing: it shrinks when the
+		// stream is idle (compact).
+	case l.n < len(l.ring)/4:
 		l.resize(len(l.ring) / 2)
+	}
+}
+
+// compact shrinks an empty ring that a burst made large, for a stream
+// that went idle.
+func (l *frameLog) compact() {
+	if l.n == 0 && len(l.ring) > 64 {
+		l.resize(64)
 	}
 }
 

@@ -276,6 +276,10 @@ func (p *Peer) finalize() {
 		p.closeInfo = CloseDetails{Code: CloseAbnormal, Reason: "connection lost"}
 	}
 	p.state = stateClosed
+	// Counted until the backend forgot the session and the hook ran:
+	// Shutdown waits for it before it detaches from the backend.
+	p.e.finalizing.Add(1)
+	defer p.e.finalizing.Add(-1)
 	d, final, released := p.closeInfo, p.final, p.moved
 	p.log.release()
 	p.cancelGraceLocked()

@@ -140,6 +140,9 @@ func (st *Stream) body(done <-chan struct{}, hello []byte, openHook bool) {
 				p.detach(st)
 				return
 			}
+			p.mu.Lock()
+			p.log.compact() // idle: give back what a burst grew
+			p.mu.Unlock()
 			heartbeat.Reset(e.cfg.Heartbeat)
 		}
 	}
@@ -182,7 +185,11 @@ func (st *Stream) take(sc *scratch) (frames []logEntry, upto uint64, closing, ok
 func (p *Peer) advance(st *Stream, upto uint64) {
 	p.mu.Lock()
 	if p.stream == st && p.state != stateClosed {
-		p.log.advance(upto, p.e.cfg.ReplaySize)
+		replay := p.e.cfg.ReplaySize
+		if p.ephemeral {
+			replay = 0 // never resumed: keep nothing written
+		}
+		p.log.advance(upto, replay)
 	}
 	p.mu.Unlock()
 }
