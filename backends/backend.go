@@ -210,6 +210,20 @@ type Node interface {
 	Close() error
 }
 
+// DirectRouter is implemented by nodes that can hand an upstream message to
+// a node the caller names, saving the look-up of the session's owner that
+// Route makes (a round trip to Redis). Protocols whose clients know the
+// node holding their session (Centrifugo's emulation requests name it) use
+// it. It is optional; callers test for it with a type assertion.
+type DirectRouter interface {
+	// RouteTo delivers data for session to node's Receiver, as Route
+	// does, if node is alive; it returns an error wrapping
+	// ErrUnknownSession, at once, when no live node has that id. Whether
+	// node holds the session is not checked here: a node drops (or
+	// forwards to the owner) a message for a session it does not hold.
+	RouteTo(ctx context.Context, node, session string, data []byte) error
+}
+
 // SessionKeeper is implemented by nodes whose session records outlive the
 // node (Redis): a node that shuts down then leaves its sessions for other
 // nodes to resume instead of ending them.

@@ -347,6 +347,15 @@ func (n *node) Route(ctx context.Context, session string, data []byte) error {
 	return n.routeTo(ctx, owner, session, data)
 }
 
+// RouteTo adds a message for session to node's inbox, without looking the
+// session's owner up. It implements backends.DirectRouter.
+func (n *node) RouteTo(ctx context.Context, node, session string, data []byte) error {
+	if n.closed.Load() {
+		return n.errClosed("route")
+	}
+	return n.routeTo(ctx, node, session, data)
+}
+
 // routeTo adds a message for session to node's inbox. Both ids are checked
 // before a key is built; an unknown or dead node gets nothing written and
 // no key created.

@@ -122,10 +122,23 @@ func TestCrossNode(t *testing.T) {
 			if sr := r.Subscribe; sr == nil || !sr.Recovered || len(sr.Publications) != 3 || sr.Publications[0].Offset != 2 || sr.Offset != 4 {
 				t.Fatalf("recovery on the other node %+v", r.Subscribe)
 			}
-			// The old session is gone everywhere.
-			resp, _ := b.do("POST", "/emulation", c.envelope(`{}`))
+			// The old session is gone: its node says so (404); another
+			// node sends the request on to the named node without
+			// looking the session up (204, dropped there), as Centrifugo
+			// does, except with a memory backend shared in process.
+			resp, _ := a.do("POST", "/emulation", c.envelope(`{"rpc":{"method":"echo"},"id":50}`))
 			if resp.StatusCode != 404 {
-				t.Fatalf("emulation for the dropped session: %d, want 404", resp.StatusCode)
+				t.Fatalf("emulation for the dropped session, on its node: %d, want 404", resp.StatusCode)
+			}
+			resp, _ = b.do("POST", "/emulation", c.envelope(`{"rpc":{"method":"echo"},"id":51}`))
+			if want := map[string]int{"memory": 404, "redis": 204}[name]; resp.StatusCode != want {
+				t.Fatalf("emulation for the dropped session, on the other node: %d, want %d", resp.StatusCode, want)
+			}
+			// A node that is gone: 404 everywhere.
+			gone := c.envelope(`{}`)
+			gone = []byte(strings.Replace(string(gone), c.connect.Node, "AAAAAAAAAAAAAAAAAAAAAA", 1))
+			if resp, _ := b.do("POST", "/emulation", gone); resp.StatusCode != 404 {
+				t.Fatalf("emulation naming a node that does not exist: %d, want 404", resp.StatusCode)
 			}
 			// Disconnect and Unsubscribe a user from the other node.
 			e := a.open(`{"connect":{"data":{"user":"u3"}},"id":1}`)

@@ -17,7 +17,8 @@
 //	    data: {"push":{"disconnect":{"code":3001,"reason":"shutdown"}}}\n\n
 //	POST /emulation  {"session":…,"node":…,"data":"<commands as a string>"}
 //	  ← 204 (replies come on the stream); 400 bad envelope; 404 unknown
-//	    session (centrifuge-js reconnects); 413 over 64 KiB; OPTIONS → 204
+//	    session or node (centrifuge-js reconnects); 413 over 64 KiB;
+//	    OPTIONS → 204
 //	GET  /connection/uni_sse[?cf_connect=<ConnectRequest JSON>]
 //	POST /connection/uni_sse  body = ConnectRequest JSON
 //	  ← the same stream headers; data: {"connect":{…,"session":…}}\n\n
@@ -28,7 +29,8 @@
 // A connection is an engine peer whose session id is the peer id; the
 // client id shown to others (presence) is a separate random UUID. Its
 // emulation requests reach it on whichever node holds its stream (through
-// the backend: a Redis Streams inbox), in order, so no sticky sessions are
+// the backend: straight into that node's Redis Streams inbox, the node
+// being named in the request), in order, so no sticky sessions are
 // needed. Channels are engine topics: a publication reaches Centrifugo
 // subscribers and native (crossws) subscribers of the same topic alike,
 // each encoded once per protocol.
@@ -47,9 +49,11 @@
 //
 // Differences from Centrifugo, all compatible with centrifuge-js: a page
 // served by the same host may connect without being listed in
-// AllowedOrigins; an emulation request for an unknown session gets 404 on
-// any node (Centrifugo gives 204 when the node is known), so that
-// centrifuge-js 5.8 reconnects at once; a connection is closed when its
+// AllowedOrigins; an emulation request for a session the receiving node
+// knows is gone gets 404 (Centrifugo gives 204), so that centrifuge-js 5.8
+// reconnects at once (a request sent on to another node, named by the
+// client, is answered 204 as in Centrifugo: it is not looked up on the
+// way); a connection is closed when its
 // stream ends (there is nothing to resume: the client reconnects and
 // recovers its subscriptions itself).
 //

@@ -137,12 +137,14 @@ func (p *Protocol) serveEmulation(x engine.Exchange) {
 		engine.WriteError(x, http.StatusBadRequest, "bad emulation request: data starts with a NUL byte")
 		return
 	}
-	err = p.e.Upstream(x.Context(), env.Session, env.Data)
+	// The session never moves: straight to the node the client names.
+	err = p.e.UpstreamVia(x.Context(), env.Node, env.Session, env.Data)
 	switch {
 	case err == nil:
 		x.WriteHeader(http.StatusNoContent)
 	case errors.Is(err, backends.ErrUnknownSession):
-		// centrifuge-js (5.8) reconnects at once on 404.
+		// The session, or the node holding it, is gone. centrifuge-js
+		// (5.8) reconnects at once on 404.
 		engine.WriteError(x, http.StatusNotFound, "unknown session")
 	default:
 		if !errors.Is(err, context.Canceled) {

@@ -447,6 +447,23 @@ func (e *Engine) Upstream(ctx context.Context, id string, data []byte) error {
 	return e.node.Route(ctx, id, data)
 }
 
+// UpstreamVia is Upstream for a client that names the node holding its
+// peer: when the peer is not here and the backend can route to a named
+// node (backends.DirectRouter), the message goes straight to that node's
+// inbox, without looking the owner up. A message for a peer the named node
+// does not hold is dropped there; Upstream's ErrUnknownSession then only
+// means that the named node is gone. Only ephemeral peers, which never
+// move, should be reached this way.
+func (e *Engine) UpstreamVia(ctx context.Context, node, id string, data []byte) error {
+	if p, ok := e.Peer(id); ok {
+		return p.deliver(data)
+	}
+	if r, ok := e.node.(backends.DirectRouter); ok && node != "" && node != e.node.ID() {
+		return r.RouteTo(ctx, node, id, data)
+	}
+	return e.node.Route(ctx, id, data)
+}
+
 // Exists reports whether peer id is open here, or the backend holds its
 // session (owned by another node, alive or not: a client may resume it).
 func (e *Engine) Exists(ctx context.Context, id string) (bool, error) {
