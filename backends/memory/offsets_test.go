@@ -9,7 +9,6 @@ import (
 	"github.com/ssebridge/ssebridge/backends/memory"
 )
 
-
 // TestEpochKeptBySessionRecord: a session record naming a topic keeps its
 // numbering although no node subscribes.
 func TestEpochKeptBySessionRecord(t *testing.T) {
