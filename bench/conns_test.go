@@ -140,66 +140,100 @@ func BenchmarkFanOutConnections(b *testing.B) {
 	for _, sk := range serverKinds {
 		for _, n := range connCounts {
 			b.Run(benchName(sk.name, n), func(b *testing.B) {
-				gate(b, n)
-				b.StopTimer()
-				c := startChild(b, roleLoadgen)
-				s, addr := server(b, sk.name)
-				before := sampleOf(b, s)
-				c.do("open %s %d", addr, n)
-				bursts := max(1, deliveriesPerOp/(pubsPerBurst*n))
-				timeout := burstTimeout.Milliseconds()
-
-				events := 1 // the hello
-				burst := func() {
-					events += pubsPerBurst
-					c.do("arm %d", events)
-					b.StartTimer()
-					s.do("publish %d", pubsPerBurst)
-					c.do("wait %d", timeout)
-					b.StopTimer()
-				}
-				for range sk.warmup {
-					burst()
-				}
-
-				counters := func() (mallocs, bytes float64) {
-					if _, err := fmt.Sscan(s.do("counters"), &mallocs, &bytes); err != nil {
-						b.Fatalf("counters: %v", err)
-					}
-					return mallocs, bytes
-				}
-				b.ResetTimer()
-				c.do("reads")
-				mallocs0, bytes0 := counters()
-				for range b.N {
-					for range bursts {
-						burst()
-					}
-				}
-				mallocs1, bytes1 := counters()
-				elapsed := b.Elapsed()
-				reads, err := strconv.ParseInt(c.do("reads"), 10, 64)
-				if err != nil {
-					b.Fatal(err)
-				}
-				after := sampleOf(b, s)
-				c.do("close")
-				s.do("stop")
-
-				ops := float64(b.N)
-				pubs := ops * float64(bursts*pubsPerBurst)
-				rate := pubs / elapsed.Seconds()
-				b.ReportAllocs()
-				b.ReportMetric((mallocs1-mallocs0)/ops, "allocs/op")
-				b.ReportMetric((bytes1-bytes0)/ops, "B/op")
-				b.ReportMetric(pubs/ops, "pubs/op")
-				b.ReportMetric(rate, "pubs/s")
-				b.ReportMetric(rate*float64(n), "deliveries/s")
-				b.ReportMetric(pubs*float64(n)/float64(reads), "events/read")
-				b.ReportMetric(perConn(after.heapAlloc, before.heapAlloc, n), "busyHeapB/conn")
+				runFanOut(b, fanOutCase{start: sk.name, warmup: sk.warmup, target: "/", hello: 1}, n)
 			})
 		}
 	}
+}
+
+// fanOutCase is what runFanOut needs to know of a server.
+type fanOutCase struct {
+	// start is the server child's start command's arguments: the kind and
+	// what it takes.
+	start string
+	// warmup is the untimed bursts (see serverKind.warmup).
+	warmup int
+	// target is the request target every stream GETs.
+	target string
+	// hello is the events every stream receives before it follows the
+	// topic (the native protocols' hello: 1; Centrifugo's connect and
+	// subscribe replies: 2).
+	hello int
+	// publish, when set, publishes k publications back to back, instead
+	// of the server child (a node of the same cluster in this process).
+	publish func(k int) error
+}
+
+// runFanOut is BenchmarkFanOutConnections's body for one server and n
+// connections (see there).
+func runFanOut(b *testing.B, fc fanOutCase, n int) {
+	gate(b, n)
+	b.StopTimer()
+	c := startChild(b, roleLoadgen)
+	s, addr := server(b, fc.start)
+	before := sampleOf(b, s)
+	c.do("open %s %d %s", addr, n, fc.target)
+	bursts := max(1, deliveriesPerOp/(pubsPerBurst*n))
+	timeout := burstTimeout.Milliseconds()
+
+	events := fc.hello
+	if events > 1 {
+		c.do("arm %d", events)
+		c.do("wait %d", timeout)
+	}
+	burst := func() {
+		events += pubsPerBurst
+		c.do("arm %d", events)
+		b.StartTimer()
+		if fc.publish != nil {
+			if err := fc.publish(pubsPerBurst); err != nil {
+				b.Fatalf("publish: %v", err)
+			}
+		} else {
+			s.do("publish %d", pubsPerBurst)
+		}
+		c.do("wait %d", timeout)
+		b.StopTimer()
+	}
+	for range fc.warmup {
+		burst()
+	}
+
+	counters := func() (mallocs, bytes float64) {
+		if _, err := fmt.Sscan(s.do("counters"), &mallocs, &bytes); err != nil {
+			b.Fatalf("counters: %v", err)
+		}
+		return mallocs, bytes
+	}
+	b.ResetTimer()
+	c.do("reads")
+	mallocs0, bytes0 := counters()
+	for range b.N {
+		for range bursts {
+			burst()
+		}
+	}
+	mallocs1, bytes1 := counters()
+	elapsed := b.Elapsed()
+	reads, err := strconv.ParseInt(c.do("reads"), 10, 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	after := sampleOf(b, s)
+	c.do("close")
+	s.do("stop")
+
+	ops := float64(b.N)
+	pubs := ops * float64(bursts*pubsPerBurst)
+	rate := pubs / elapsed.Seconds()
+	b.ReportAllocs()
+	b.ReportMetric((mallocs1-mallocs0)/ops, "allocs/op")
+	b.ReportMetric((bytes1-bytes0)/ops, "B/op")
+	b.ReportMetric(pubs/ops, "pubs/op")
+	b.ReportMetric(rate, "pubs/s")
+	b.ReportMetric(rate*float64(n), "deliveries/s")
+	b.ReportMetric(pubs*float64(n)/float64(reads), "events/read")
+	b.ReportMetric(perConn(after.heapAlloc, before.heapAlloc, n), "busyHeapB/conn")
 }
 
 // TestLoadGeneratorCounts checks, against every server, that the load

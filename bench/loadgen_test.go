@@ -4,9 +4,11 @@ package bench
 // a child process (child_test.go) so that its memory and goroutines never
 // mix with the server's. Its commands:
 //
-//	open <host:port> <n>  open n streams (GET / with Accept: text/event-stream),
-//	                      at most openParallel at a time; reply once every
-//	                      one has received its first event (the hello)
+//	open <host:port> <n> [target]
+//	                      open n streams (GET target, default /, with
+//	                      Accept: text/event-stream), at most openParallel at
+//	                      a time; reply once every one has received its
+//	                      first event (the hello)
 //	arm <k>               from now on, wait for k events per stream in all
 //	wait <ms>             reply once every stream has received exactly k
 //	                      events (hello included), or fail after ms
@@ -141,7 +143,11 @@ func (g *loadgen) command(f []string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return "", g.open(f[1], int(n))
+		target := "/"
+		if len(f) > 3 {
+			target = f[3]
+		}
+		return "", g.open(f[1], int(n), target)
 	case "arm":
 		k, err := arg(1)
 		if err != nil {
@@ -225,8 +231,9 @@ func (g *loadgen) histogram() string {
 	return "counts (streams×events):" + b.String()
 }
 
-// open opens n more streams to addr and waits for each one's hello.
-func (g *loadgen) open(addr string, n int) error {
+// open opens n more streams to addr, each a GET of target (a request
+// target: path and query), and waits for each one's hello.
+func (g *loadgen) open(addr string, n int, target string) error {
 	if err := g.err(); err != nil {
 		return err
 	}
@@ -244,7 +251,7 @@ func (g *loadgen) open(addr string, n int) error {
 	}
 	g.round.Store(r)
 
-	req := []byte("GET / HTTP/1.1\r\nHost: " + addr + "\r\nAccept: text/event-stream\r\nUser-Agent: ssebridge-bench\r\n\r\n")
+	req := []byte("GET " + target + " HTTP/1.1\r\nHost: " + addr + "\r\nAccept: text/event-stream\r\nUser-Agent: ssebridge-bench\r\n\r\n")
 	sem := make(chan struct{}, openParallel)
 	dialer := net.Dialer{Timeout: 10 * time.Second}
 	for _, s := range g.streams[first:] {

@@ -4,15 +4,18 @@ package bench
 // process (child_test.go) whose runtime figures are then the server's own.
 // Its commands:
 //
-//	start <kind>       start the server of that kind (serverKinds) on
-//	                   127.0.0.1; reply "ok <host:port>"
+//	start <kind> [args]
+//	                   start the server of that kind (serverKinds, or
+//	                   cfKinds with their arguments) on 127.0.0.1; reply
+//	                   "ok <host:port>"
 //	sample             once the goroutine count settled, GC and reply
 //	                   "ok <HeapAlloc> <StackInuse> <goroutines>"
 //	counters           reply "ok <Mallocs> <TotalAlloc>" (no GC)
-//	publish <k> [seq]  publish k publications of fanOutPayload to topic from
+//	publish <k> [seq|jseq]
+//	                   publish k publications of fanOutPayload to topic from
 //	                   one goroutine, back to back; with seq, publication i
-//	                   is fanOutPayload + " <i>"; reply when Publish
-//	                   returned for all
+//	                   is fanOutPayload + " <i>", with jseq the JSON
+//	                   jsonSeqPayload(i); reply when Publish returned for all
 //	stop               end every stream and the server, and check that
 //	                   every goroutine it had is gone
 
@@ -25,6 +28,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
@@ -72,6 +77,9 @@ type sseServer struct {
 	addr    string
 	publish func(data string) error
 	stop    func() error // ends every stream and the server
+	// nodes, when set, returns the number of nodes the server knows of
+	// (centrifuge: see waitNodes).
+	nodes func() int
 
 	mu   sync.Mutex
 	errs error // from the hooks
@@ -209,10 +217,66 @@ func (helloReplayer) Replay(sub sse.Subscription) error {
 	return sub.Client.Flush()
 }
 
+// startKind starts the server of kind name: one of serverKinds, or one of
+// cfKinds with args.
+func startKind(name string, args []string) (*sseServer, error) {
+	for _, k := range serverKinds {
+		if k.name == name {
+			return k.start()
+		}
+	}
+	for _, k := range cfKinds {
+		if k.name == name {
+			return k.start(args)
+		}
+	}
+	return nil, fmt.Errorf("no server %q", name)
+}
+
+// jsonSeqPayload is publication i of "publish <k> jseq": JSON, for the
+// Centrifugo servers, which embed publications in their pushes.
+func jsonSeqPayload(i int) string {
+	return `{"type":"tick","seq":` + strconv.Itoa(i) + `}`
+}
+
 // serverChild is the server process's state: at most one server.
 type serverChild struct {
-	srv  *sseServer
-	base int // serverGoroutines before the server started
+	srv     *sseServer
+	base    int      // serverGoroutines before the server started
+	profile *os.File // the CPU profile being written, if any
+}
+
+// envCPUProfile, set to a directory, has every server child write a CPU
+// profile of its server's life (start to stop) there, named
+// <kind>-<pid>.pprof.
+const envCPUProfile = "SSEBRIDGE_BENCH_CPUPROFILE"
+
+// startProfile starts the CPU profile of a server of kind, if asked for.
+func (c *serverChild) startProfile(kind string) error {
+	dir := os.Getenv(envCPUProfile)
+	if dir == "" {
+		return nil
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", kind, os.Getpid())))
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return err
+	}
+	c.profile = f
+	return nil
+}
+
+func (c *serverChild) stopProfile() error {
+	if c.profile == nil {
+		return nil
+	}
+	pprof.StopCPUProfile()
+	err := c.profile.Close()
+	c.profile = nil
+	return err
 }
 
 // end stops the server, if one runs, when stdin ends.
@@ -221,26 +285,26 @@ func (c *serverChild) end() {
 		_ = c.srv.stop()
 		c.srv = nil
 	}
+	_ = c.stopProfile()
 }
 
 func (c *serverChild) command(f []string) (string, error) {
 	switch f[0] {
 	case "start":
 		if c.srv != nil || len(f) < 2 {
-			return "", errors.New("start <kind>, once")
+			return "", errors.New("start <kind> [args], once")
 		}
-		for _, k := range serverKinds {
-			if k.name == f[1] {
-				c.base = baseGoroutines()
-				srv, err := k.start()
-				if err != nil {
-					return "", err
-				}
-				c.srv = srv
-				return srv.addr, nil
-			}
+		c.base = baseGoroutines()
+		srv, err := startKind(f[1], f[2:])
+		if err != nil {
+			return "", err
 		}
-		return "", fmt.Errorf("no server %q", f[1])
+		if err := c.startProfile(f[1]); err != nil {
+			_ = srv.stop()
+			return "", fmt.Errorf("%s: %w", envCPUProfile, err)
+		}
+		c.srv = srv
+		return srv.addr, nil
 	case "sample":
 		m := sample()
 		return fmt.Sprintf("%d %d %d", m.heapAlloc, m.stackInuse, m.goroutines), nil
@@ -250,17 +314,23 @@ func (c *serverChild) command(f []string) (string, error) {
 		return fmt.Sprintf("%d %d", ms.Mallocs, ms.TotalAlloc), nil
 	case "publish":
 		if c.srv == nil || len(f) < 2 {
-			return "", errors.New("publish <k> [seq], after start")
+			return "", errors.New("publish <k> [seq|jseq], after start")
 		}
 		k, err := strconv.Atoi(f[1])
 		if err != nil {
 			return "", err
 		}
-		seq := len(f) > 2 && f[2] == "seq"
+		mode := ""
+		if len(f) > 2 {
+			mode = f[2]
+		}
 		for i := range k {
 			data := fanOutPayload
-			if seq {
+			switch mode {
+			case "seq":
 				data = fanOutPayload + " " + strconv.Itoa(i)
+			case "jseq":
+				data = jsonSeqPayload(i)
 			}
 			if err := c.srv.publish(data); err != nil {
 				return "", fmt.Errorf("publish: %w", err)
@@ -273,6 +343,9 @@ func (c *serverChild) command(f []string) (string, error) {
 		}
 		srv := c.srv
 		c.srv = nil
+		if err := c.stopProfile(); err != nil {
+			return "", fmt.Errorf("%s: %w", envCPUProfile, err)
+		}
 		if err := srv.stop(); err != nil {
 			return "", fmt.Errorf("stop: %w", err)
 		}
