@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	gojson "github.com/goccy/go-json"
 )
 
 // Raw is an embedded JSON payload (data, info), kept as the client sent
@@ -224,12 +225,9 @@ func decodeObject(b []byte, v any) error {
 	if len(b) == 0 || b[0] != '{' {
 		return fmt.Errorf("%w: not a JSON object", ErrMalformed)
 	}
-	d := json.NewDecoder(bytes.NewReader(b))
-	if err := d.Decode(v); err != nil {
+	// Unmarshal refuses anything after the object too.
+	if err := gojson.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if d.More() {
-		return fmt.Errorf("%w: data after the object", ErrMalformed)
 	}
 	return nil
 }

@@ -131,8 +131,17 @@ func FuzzDecodeCommands(f *testing.F) {
 	f.Add([]byte(`{"history":{"channel":"c","since":{"offset":1,"epoch":"e"},"limit":-1}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		cmds, err := DecodeCommands(b, 1<<16)
+		// encoding/json is the oracle of the faster decoder used: the same
+		// lines are accepted, with the same values.
+		std, stdErr := stdDecodeCommands(b)
+		if (err == nil) != (stdErr == nil) {
+			t.Fatalf("DecodeCommands(%q): error %v; encoding/json: %v", b, err, stdErr)
+		}
 		if err != nil {
 			return
+		}
+		if got, want := mustJSON(t, cmds), mustJSON(t, std); got != want {
+			t.Fatalf("DecodeCommands(%q) = %s; encoding/json: %s", b, got, want)
 		}
 		for _, c := range cmds {
 			out, err := json.Marshal(c)
@@ -152,9 +161,76 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add([]byte(`{"session":1}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		env, err := DecodeEnvelope(b)
+		std, stdErr := stdDecodeEnvelope(b)
+		if (err == nil) != (stdErr == nil) {
+			t.Fatalf("DecodeEnvelope(%q): error %v; encoding/json: %v", b, err, stdErr)
+		}
 		if err != nil {
 			return
 		}
+		if env.Session != std.Session || env.Node != std.Node || !bytes.Equal(env.Data, std.Data) {
+			t.Fatalf("DecodeEnvelope(%q) = %+v; encoding/json: %+v", b, env, std)
+		}
 		_, _ = DecodeCommands(env.Data, 1<<16)
 	})
+}
+
+// stdDecodeCommands is DecodeCommands with encoding/json, the oracle.
+func stdDecodeCommands(b []byte) ([]Command, error) {
+	var cmds []Command
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		if len(line) > 1<<16 || line[0] != '{' {
+			return nil, ErrMalformed
+		}
+		var c Command
+		if err := json.Unmarshal(line, &c); err != nil {
+			return nil, err
+		}
+		if err := c.compact(); err != nil {
+			return nil, err
+		}
+		cmds = append(cmds, c)
+	}
+	if len(cmds) == 0 {
+		return nil, ErrEmpty
+	}
+	return cmds, nil
+}
+
+// stdDecodeEnvelope is DecodeEnvelope with encoding/json, the oracle.
+func stdDecodeEnvelope(b []byte) (Envelope, error) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return Envelope{}, ErrMalformed
+	}
+	var raw struct {
+		Session string `json:"session"`
+		Node    string `json:"node"`
+		Data    Raw    `json:"data"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return Envelope{}, err
+	}
+	env := Envelope{Session: raw.Session, Node: raw.Node}
+	if len(raw.Data) > 0 && !bytes.Equal(raw.Data, []byte("null")) {
+		var s string
+		if err := json.Unmarshal(raw.Data, &s); err != nil {
+			return Envelope{}, err
+		}
+		env.Data = []byte(s)
+	}
+	return env, nil
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
