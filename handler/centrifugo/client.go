@@ -89,9 +89,11 @@ func (c *Client) Transport() string {
 	return "sse"
 }
 
-// Name and Version return what the client said it is (connect name and
-// version).
-func (c *Client) Name() string    { return c.name }
+// Name returns the client's name, as its connect command gave it
+// (centrifuge-js: "js").
+func (c *Client) Name() string { return c.name }
+
+// Version returns the client's version, as its connect command gave it.
 func (c *Client) Version() string { return c.version }
 
 // Peer returns the engine peer behind the connection; its id is the
