@@ -55,6 +55,14 @@ type Config struct {
 	UniSSEMaxRequestBodySize    int
 	EmulationMaxRequestBodySize int
 
+	// UniSSEConnectCodeToHTTPResponse
+	// (uni_sse.connect_code_to_http_response), when set, answers a
+	// unidirectional connect that the token or the Connecting hook
+	// refuses with an HTTP response, before any stream, instead of a 200
+	// stream holding a disconnect push: plain HTTP clients then see a
+	// status.
+	UniSSEConnectCodeToHTTPResponse *ConnectCodeToHTTPResponse
+
 	// AllowedOrigins (client.allowed_origins) lists browser origins
 	// allowed besides the server's own: "*", exact origins, or wildcard
 	// subdomains ("https://*.example.com"). Requests without Origin are
@@ -107,6 +115,31 @@ type Config struct {
 
 	// Hooks are the application's callbacks.
 	Hooks Hooks
+}
+
+// ConnectCodeToHTTPResponse maps the codes of refused connects to HTTP
+// responses: the first transform whose Code is the refusal's (an error
+// code, or a disconnect code) gives the response; a code no transform
+// names gets 500.
+type ConnectCodeToHTTPResponse struct {
+	Transforms []ConnectCodeTransform
+}
+
+// ConnectCodeTransform is one code's HTTP response.
+type ConnectCodeTransform struct {
+	Code       uint32
+	StatusCode int // 400 to 599
+	Body       string
+}
+
+// response returns the status and body for code.
+func (m *ConnectCodeToHTTPResponse) response(code uint32) (int, string) {
+	for _, t := range m.Transforms {
+		if t.Code == code {
+			return t.StatusCode, t.Body
+		}
+	}
+	return 500, "internal server error"
 }
 
 // ChannelOptions are the features and permissions of channels.
@@ -183,6 +216,13 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.SubscriptionToken == nil {
 		c.SubscriptionToken = c.Token
+	}
+	if m := c.UniSSEConnectCodeToHTTPResponse; m != nil {
+		for _, t := range m.Transforms {
+			if t.StatusCode < 400 || t.StatusCode > 599 {
+				return c, fmt.Errorf("centrifugo: connect code %d mapped to HTTP status %d: want 400 to 599", t.Code, t.StatusCode)
+			}
+		}
 	}
 	return c, nil
 }

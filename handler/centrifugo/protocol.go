@@ -238,6 +238,17 @@ func (p *Protocol) serveStream(x engine.Exchange, uni bool) {
 	}
 	reply, rerr, rdisc := c.authenticate(x, connect)
 	if rerr != nil || rdisc != nil {
+		if m := p.cfg.UniSSEConnectCodeToHTTPResponse; uni && m != nil {
+			code := uint32(0)
+			if rerr != nil {
+				code = rerr.Code
+			} else {
+				code = rdisc.Code
+			}
+			status, body := m.response(code)
+			engine.WriteError(x, status, body)
+			return
+		}
 		c.refuse(x, connID, rerr, rdisc)
 		return
 	}

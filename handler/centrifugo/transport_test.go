@@ -2,6 +2,7 @@ package centrifugo_test
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -237,5 +238,50 @@ func TestUniSubs(t *testing.T) {
 	}
 	if n := got["news"]; !n.Recovered || !n.WasRecovering || len(n.Publications) != 2 || n.Publications[0].Offset != 2 || n.Offset != 3 {
 		t.Fatalf("recovered %+v", n)
+	}
+}
+
+// TestUniConnectCodeToHTTPResponse: with the mapping, a refused
+// unidirectional connect is an HTTP status before any stream.
+func TestUniConnectCodeToHTTPResponse(t *testing.T) {
+	cf := centrifugo.Config{
+		UniSSEConnectCodeToHTTPResponse: &centrifugo.ConnectCodeToHTTPResponse{Transforms: []centrifugo.ConnectCodeTransform{
+			{Code: 101, StatusCode: 401, Body: "log in first"},
+			{Code: 4904, StatusCode: 404, Body: "no such thing"},
+		}},
+		Hooks: centrifugo.Hooks{Connecting: func(_ context.Context, e centrifugo.ConnectEvent) (centrifugo.ConnectReply, error) {
+			switch string(e.Data) {
+			case `"anon"`:
+				return centrifugo.ConnectReply{}, centrifugo.ErrorUnauthorized
+			case `"missing"`:
+				return centrifugo.ConnectReply{}, &centrifugo.Disconnect{Code: 4904, Reason: "missing"}
+			case `"other"`:
+				return centrifugo.ConnectReply{}, centrifugo.ErrorLimitExceeded
+			}
+			return centrifugo.ConnectReply{UserID: "u"}, nil
+		}},
+	}
+	s := newServer(t, handler.Config{}, cf)
+	for data, want := range map[string]struct {
+		status int
+		body   string
+	}{`"anon"`: {401, "log in first"}, `"missing"`: {404, "no such thing"}, `"other"`: {500, "internal server error"}} {
+		resp, body := s.do("GET", "/connection/uni_sse?cf_connect="+url.QueryEscape(`{"data":`+data+`}`), nil)
+		if resp.StatusCode != want.status || body != want.body {
+			t.Errorf("%s: %d %q, want %d %q", data, resp.StatusCode, body, want.status, want.body)
+		}
+	}
+	if c := s.openUni(`{"data":"fine"}`); c.connect.Session == "" {
+		t.Fatal("no session")
+	}
+	// The bidirectional transport is not affected.
+	r := s.openRaw("GET", "/connection/sse?cf_connect="+url.QueryEscape(`{"connect":{"data":"anon"},"id":1}`), nil)
+	if rep := r.reply(); errCode(rep) != 101 {
+		t.Fatalf("bidirectional refusal %+v", rep)
+	}
+	if _, err := handler.New(handler.Config{Centrifugo: &centrifugo.Config{UniSSEConnectCodeToHTTPResponse: &centrifugo.ConnectCodeToHTTPResponse{
+		Transforms: []centrifugo.ConnectCodeTransform{{Code: 1, StatusCode: 200}},
+	}}}); err == nil {
+		t.Fatal("a transform to status 200 was accepted")
 	}
 }
