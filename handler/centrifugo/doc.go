@@ -53,7 +53,9 @@
 // knows is gone gets 404 (Centrifugo gives 204), so that centrifuge-js 5.8
 // reconnects at once (a request sent on to another node, named by the
 // client, is answered 204 as in Centrifugo: it is not looked up on the
-// way); a connection is closed when its
+// way); presence_stats counts distinct users among the clients with a
+// user id (Centrifugo counts all anonymous clients as one user); a
+// connection is closed when its
 // stream ends (there is nothing to resume: the client reconnects and
 // recovers its subscriptions itself).
 //
