@@ -139,11 +139,16 @@ func (c *Client) Unsubscribe(channel string) error {
 
 // intercept handles, without waiting for the command under way, what
 // must not wait: pongs (a slow command would make a healthy client miss
-// its pong deadline) and the server's control messages.
+// its pong deadline) and the server's disconnects. Other control messages
+// (an unsubscribe, which runs the Unsubscribe hook) wait their turn.
 func (c *Client) intercept(data []byte) bool {
 	if len(data) > 0 && data[0] == controlByte {
-		c.control(data[1:])
-		return true
+		var m control
+		if json.Unmarshal(data[1:], &m) != nil || m.Disconnect != nil {
+			c.control(data[1:])
+			return true
+		}
+		return false
 	}
 	if len(data) <= 8 && string(bytes.TrimSpace(data)) == "{}" {
 		c.pong()

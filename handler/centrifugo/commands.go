@@ -19,6 +19,10 @@ import (
 // commands) or a control message from the server (see control.go), as the
 // peer's Message hook: in order, one request at a time.
 func (c *Client) receive(data []byte) {
+	if len(data) > 0 && data[0] == controlByte {
+		c.control(data[1:])
+		return
+	}
 	if c.uni {
 		return // a unidirectional client sends nothing
 	}

@@ -90,12 +90,17 @@ func (p *Protocol) sendControl(ctx context.Context, user string, m control) erro
 		return err
 	}
 	msg := append([]byte{controlByte}, data...)
-	// This node's connections directly: a hook of one of them may be the
-	// caller.
+	// This node's connections without waiting for their hooks: a hook of
+	// one of them may be the caller. A disconnect at once; an unsubscribe
+	// (which runs the Unsubscribe hook) in its turn.
 	local := make(map[string]bool)
 	for _, c := range p.Clients(user) {
 		local[c.peer.ID()] = true
-		c.control(data)
+		if m.Disconnect != nil {
+			c.control(data)
+		} else {
+			go func() { _ = c.peer.Receive(msg) }()
+		}
 	}
 	pr, ok := p.e.Node().(backends.Presence)
 	if !ok || user == "" || len(userIndexPrefix)+len(user) > backends.MaxChannelLen {
@@ -121,13 +126,17 @@ func (p *Protocol) sendControl(ctx context.Context, user string, m control) erro
 }
 
 // Disconnect disconnects every connection of user, on every node, with
-// d. Anonymous connections (user "") are only those of this node.
+// d. Anonymous connections (user "") are only those of this node. It
+// returns once every node has the request; the connections close right
+// after.
 func (p *Protocol) Disconnect(ctx context.Context, user string, d Disconnect) error {
 	return p.sendControl(ctx, user, control{Disconnect: &d})
 }
 
 // Unsubscribe unsubscribes every connection of user, on every node, from
-// channel (they get an unsubscribe push with code 2000).
+// channel (they get an unsubscribe push with code 2000). It returns once
+// every node has the request; each connection handles it after the
+// command it may be running, so a hook may call it for its own user.
 func (p *Protocol) Unsubscribe(ctx context.Context, user, channel string) error {
 	if err := checkChannel(channel); err != nil {
 		return err
