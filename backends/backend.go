@@ -405,6 +405,10 @@ type Publication struct {
 	Exclude string
 	// Data is the payload, text as the protocols send it.
 	Data []byte
+	// Transient marks a signal rather than a message (Centrifugo's join
+	// and leave): it reaches the topic's current subscribers, but a
+	// backend need not keep or number it, nor keep a topic for it.
+	Transient bool
 
 	// Position is the publication's place in the topic's history, set by
 	// the backend.

@@ -36,6 +36,7 @@ const (
 	DefaultHistoryLength = 1000
 	DefaultMarkLogLength = 100_000
 	DefaultHistoryTTL    = 5 * time.Minute
+	DefaultMaxKept       = 10_000
 )
 
 // Config configures a Backend. Zero values mean the defaults.
@@ -53,6 +54,11 @@ type Config struct {
 	// meanwhile; publications to a topic nobody subscribes to are kept
 	// too, for as long.
 	HistoryTTL time.Duration
+	// MaxKept bounds the topics kept that way, with no subscriber and no
+	// session record (default 10 000): beyond it the oldest are
+	// forgotten first, so that publications to ever new topics cannot
+	// fill the memory.
+	MaxKept int
 }
 
 // Backend keeps sessions, topics and their history in memory. The zero value
@@ -66,6 +72,12 @@ type Backend struct {
 	nodes    map[string]*node
 	sessions map[string]*session
 	topics   map[string]*topic
+
+	// kept lists, oldest first, the topics that were left without
+	// subscriber and session record (or created so by a publication);
+	// entries may be stale (the topic is used again, or gone). Guarded by
+	// mu.
+	kept []keptTopic
 
 	pmu      sync.Mutex
 	presence map[string]map[string]presenceEntry // channel → client → entry; see presence.go
@@ -95,6 +107,13 @@ type topic struct {
 	offset  uint64                 // offset of the last publication (0: none)
 	touched time.Time              // when it was last published to or left unused
 	expiry  bool                   // an expiry check is scheduled; guarded by b.mu
+	dead    bool                   // forgotten (deleted from b.topics); set under b.mu and t.mu
+}
+
+// keptTopic is an entry of the queue of topics kept without users.
+type keptTopic struct {
+	name string
+	t    *topic
 }
 
 // newTopic returns an empty topic with a new epoch.
@@ -113,6 +132,9 @@ func NewWithConfig(cfg Config) *Backend {
 	}
 	if cfg.HistoryTTL <= 0 {
 		cfg.HistoryTTL = DefaultHistoryTTL
+	}
+	if cfg.MaxKept <= 0 {
+		cfg.MaxKept = DefaultMaxKept
 	}
 	return &Backend{
 		cfg:      cfg,
@@ -322,13 +344,12 @@ func (n *node) unsubscribeLocked(name string) {
 	n.b.dropIfUnusedLocked(name, t)
 }
 
-// dropIfUnusedLocked forgets a topic no node subscribes and no session
-// record names: at once when it has no history, else HistoryTTL later
-// unless it is used or published to meanwhile; b.mu is held.
+// dropIfUnusedLocked forgets, HistoryTTL later, a topic no node subscribes
+// and no session record names, unless it is used or published to
+// meanwhile (its history and epoch are kept until then); b.mu is held.
 func (b *Backend) dropIfUnusedLocked(name string, t *topic) {
 	t.mu.Lock()
 	unused := len(t.nodes) == 0 && t.refs == 0
-	kept := len(t.history) > 0
 	if unused {
 		t.touched = time.Now()
 	}
@@ -336,11 +357,36 @@ func (b *Backend) dropIfUnusedLocked(name string, t *topic) {
 	if !unused || b.topics[name] != t {
 		return
 	}
-	if !kept {
-		delete(b.topics, name)
-		return
+	b.keepLocked(name, t)
+}
+
+// keepLocked keeps an unused topic for HistoryTTL, forgetting the oldest
+// kept ones beyond MaxKept; b.mu is held.
+func (b *Backend) keepLocked(name string, t *topic) {
+	b.kept = append(b.kept, keptTopic{name, t})
+	for len(b.kept) > b.cfg.MaxKept {
+		k := b.kept[0]
+		b.kept[0] = keptTopic{}
+		b.kept = b.kept[1:]
+		if b.topics[k.name] == k.t {
+			k.t.mu.Lock()
+			unused := len(k.t.nodes) == 0 && k.t.refs == 0
+			k.t.mu.Unlock()
+			if unused {
+				b.forgetTopicLocked(k.name, k.t)
+			}
+		}
 	}
 	b.scheduleExpiryLocked(name, t, b.cfg.HistoryTTL)
+}
+
+// forgetTopicLocked deletes a topic; b.mu is held. A publication that
+// found it before sees it dead and looks again.
+func (b *Backend) forgetTopicLocked(name string, t *topic) {
+	t.mu.Lock()
+	t.dead = true
+	t.mu.Unlock()
+	delete(b.topics, name)
 }
 
 // scheduleExpiryLocked checks, after d, whether an unused topic's history
@@ -367,7 +413,7 @@ func (b *Backend) scheduleExpiryLocked(name string, t *topic, d time.Duration) {
 		case left > 0:
 			b.scheduleExpiryLocked(name, t, left)
 		default:
-			delete(b.topics, name)
+			b.forgetTopicLocked(name, t)
 		}
 	})
 }
@@ -430,44 +476,65 @@ func (n *node) RemoveSessionTopic(_ context.Context, id, topic string) error {
 }
 
 func (n *node) Publish(_ context.Context, p backends.Publication) error {
-	n.b.mu.RLock()
-	t := n.b.topics[p.Topic]
-	closed := n.closed
-	n.b.mu.RUnlock()
-	if closed {
-		return backends.ErrClosed
-	}
-	if t == nil {
-		// No subscriber: the history starts here, kept for HistoryTTL.
-		n.b.mu.Lock()
-		if t = n.b.topics[p.Topic]; t == nil {
-			t = newTopic()
-			t.touched = time.Now()
-			n.b.topics[p.Topic] = t
-			n.b.scheduleExpiryLocked(p.Topic, t, n.b.cfg.HistoryTTL)
+	for {
+		n.b.mu.RLock()
+		t := n.b.topics[p.Topic]
+		closed := n.closed
+		n.b.mu.RUnlock()
+		if closed {
+			return backends.ErrClosed
 		}
-		n.b.mu.Unlock()
+		if t == nil {
+			if p.Transient {
+				return nil // nobody to tell, nothing to keep
+			}
+			// No subscriber: the history starts here, kept for
+			// HistoryTTL.
+			n.b.mu.Lock()
+			if t = n.b.topics[p.Topic]; t == nil {
+				t = newTopic()
+				t.touched = time.Now()
+				n.b.topics[p.Topic] = t
+				n.b.keepLocked(p.Topic, t)
+			}
+			n.b.mu.Unlock()
+		}
+		if n.publish(t, p) {
+			return nil
+		}
+		// The topic was forgotten meanwhile: look again.
 	}
+}
+
+// publish numbers p in t, keeps it and broadcasts it; false when t is
+// dead.
+func (n *node) publish(t *topic, p backends.Publication) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.dead {
+		return false
+	}
 	if len(t.nodes) == 0 {
 		t.touched = time.Now()
 	}
 	t.last = n.b.seq.Add(1)
-	t.offset++
-	p.Position, p.Offset, p.Mark = pos(t.last), t.offset, 0
-	kept := p
-	kept.Data = slices.Clone(p.Data)
-	t.history = append(t.history, kept)
-	if over := len(t.history) - n.b.cfg.HistoryLength; over > 0 {
-		t.deleted, _ = parsePos(t.history[over-1].Position)
-		clear(t.history[:over])
-		t.history = t.history[over:]
+	p.Position, p.Mark = pos(t.last), 0
+	if !p.Transient {
+		t.offset++
+		p.Offset = t.offset
+		kept := p
+		kept.Data = slices.Clone(p.Data)
+		t.history = append(t.history, kept)
+		if over := len(t.history) - n.b.cfg.HistoryLength; over > 0 {
+			t.deleted, _ = parsePos(t.history[over-1].Position)
+			clear(t.history[:over])
+			t.history = t.history[over:]
+		}
 	}
 	for _, m := range t.nodes {
 		m.broadcast(p, t.last)
 	}
-	return nil
+	return true
 }
 
 // broadcast gives p the node's next mark, logs it and hands it over.

@@ -1,6 +1,7 @@
 package memory_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -89,5 +90,44 @@ func TestHistoryRetention(t *testing.T) {
 	_ = n.Publish(ctx, backends.Publication{Topic: "t", Data: []byte("3")})
 	if got, _ := h.History(ctx, "t", backends.HistoryRequest{Limit: -1}); got.Offset != 1 || len(got.Publications) != 1 || got.Publications[0].Offset != 1 {
 		t.Fatalf("offsets do not restart at 1 in the new epoch: %+v", got)
+	}
+}
+
+// TestKeptTopicsBounded: publications to ever new topics keep at most
+// MaxKept of them; transient publications keep none.
+func TestKeptTopicsBounded(t *testing.T) {
+	ctx := t.Context()
+	b := memory.NewWithConfig(memory.Config{MaxKept: 50})
+	n, err := b.Attach(ctx, backendtest.NewRecorder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := n.(backends.History)
+	for i := range 500 {
+		_ = n.Publish(ctx, backends.Publication{Topic: fmt.Sprint("t", i), Data: []byte("x")})
+		_ = n.Publish(ctx, backends.Publication{Topic: fmt.Sprint("signal", i), Data: []byte("x"), Transient: true})
+	}
+	kept := 0
+	for i := range 500 {
+		if r, _ := h.History(ctx, fmt.Sprint("t", i), backends.HistoryRequest{}); r.Epoch != "" {
+			kept++
+			if i < 450 {
+				t.Errorf("topic t%d kept, older than the newest 50", i)
+			}
+		}
+		if r, _ := h.History(ctx, fmt.Sprint("signal", i), backends.HistoryRequest{}); r.Epoch != "" {
+			t.Errorf("a transient publication kept topic signal%d", i)
+		}
+	}
+	if kept != 50 {
+		t.Fatalf("%d topics kept, want 50", kept)
+	}
+	// A subscribed topic gets transient publications, not numbered.
+	if _, err := n.Subscribe(ctx, "t499"); err != nil {
+		t.Fatal(err)
+	}
+	_ = n.Publish(ctx, backends.Publication{Topic: "t499", Data: []byte("sig"), Transient: true})
+	if r, _ := h.History(ctx, "t499", backends.HistoryRequest{Limit: -1}); r.Offset != 1 || len(r.Publications) != 1 {
+		t.Fatalf("history after a transient publication %+v", r)
 	}
 }
