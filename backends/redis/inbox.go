@@ -128,6 +128,13 @@ func (n *node) handle(session string, m inboxMsg) {
 		if ferr == nil {
 			return
 		}
+		if errors.Is(ferr, backends.ErrUnknownSession) {
+			// The session is gone (it closed, or a client named a
+			// session that never was: RouteTo does not look): nothing
+			// to report.
+			n.b.log.Debug("redis backend: dropped a message for a session that is gone", "node", n.id, "session", session)
+			return
+		}
 		err = fmt.Errorf("%w (not forwarded: %w)", err, ferr)
 	}
 	n.report(fmt.Errorf("redis backend: node %s: dropped a message for session %s: %w", n.id, session, err))

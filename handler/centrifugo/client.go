@@ -49,6 +49,12 @@ type Client struct {
 	pongT    *time.Timer
 	expT     *time.Timer
 	closed   bool
+	// opening is set while open runs; a close meanwhile is owed to it.
+	opening bool
+	owed    *engine.CloseDetails
+	// connected is set once the connect reply is queued and the
+	// connection counted (Connect hook; Disconnect hook only then).
+	connected bool
 }
 
 // subscription is a channel a client is subscribed to.
@@ -298,6 +304,14 @@ func (c *Client) prepare(peer *engine.Peer, connID uint32, req *wire.ConnectRequ
 // commands of cf_connect.
 func (c *Client) open() {
 	cfg := &c.p.cfg
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return // closed before it opened: cleaned up already
+	}
+	c.opening = true
+	c.mu.Unlock()
+	defer c.opened()
 	if err := c.peer.Hold(); err != nil {
 		return
 	}
@@ -372,7 +386,11 @@ func (c *Client) open() {
 	c.mu.Unlock()
 	c.p.indexUser(c)
 	c.startTimers()
-	if h := cfg.Hooks.Connect; h != nil {
+	c.mu.Lock()
+	c.connected = !c.closed
+	connected := c.connected
+	c.mu.Unlock()
+	if h := cfg.Hooks.Connect; h != nil && connected {
 		c.runHook("Connect", func() { h(c) })
 	}
 	for i := range c.pending {
@@ -381,6 +399,18 @@ func (c *Client) open() {
 		}
 	}
 	c.pending = nil
+}
+
+// opened ends open: a close that came meanwhile is carried out now.
+func (c *Client) opened() {
+	c.mu.Lock()
+	c.opening = false
+	owed := c.owed
+	c.owed = nil
+	c.mu.Unlock()
+	if owed != nil {
+		c.cleanup(*owed)
+	}
 }
 
 // ttlOf is the whole seconds until t, at least 1.
@@ -501,6 +531,23 @@ func (c *Client) closedWith(d engine.CloseDetails) {
 		return
 	}
 	c.closed = true
+	if c.opening {
+		// open is still at work (the Open hook runs beside the stream):
+		// it cleans up when it is done, so that the Disconnect hook
+		// follows the Connect hook.
+		c.owed = &d
+		c.mu.Unlock()
+		c.cancelFn()
+		return
+	}
+	c.mu.Unlock()
+	c.cleanup(d)
+}
+
+// cleanup releases what a closed connection held and runs the hooks of
+// its end.
+func (c *Client) cleanup(d engine.CloseDetails) {
+	c.mu.Lock()
 	for _, t := range []*time.Timer{c.timer, c.pongT, c.expT} {
 		if t != nil {
 			t.Stop()
@@ -508,6 +555,7 @@ func (c *Client) closedWith(d engine.CloseDetails) {
 	}
 	subs := c.subs
 	c.subs = make(map[string]*subscription)
+	connected := c.connected
 	c.mu.Unlock()
 	c.cancelFn()
 	c.p.removeUser(c)
@@ -528,7 +576,7 @@ func (c *Client) closedWith(d engine.CloseDetails) {
 			c.runHook("Unsubscribe", func() { h(c, ch) })
 		}
 	}
-	if h := c.p.cfg.Hooks.Disconnect; h != nil {
+	if h := c.p.cfg.Hooks.Disconnect; h != nil && connected {
 		code, reason := disconnectOf(d)
 		if d.Code == engine.CloseAbnormal {
 			code, reason = wire.DisconnectConnectionClosed, "connection closed"

@@ -55,13 +55,10 @@ func (c *codec) AppendSend(dst []byte, text []byte) []byte {
 // AppendPublication writes a publication push; text that is JSON is
 // embedded as it is (compacted), other text as a JSON string.
 func (c *codec) AppendPublication(dst []byte, topic string, text []byte, offset uint64) []byte {
-	if ch, ok := strings.CutPrefix(topic, joinLeavePrefix); ok && len(text) > 2 && text[0] == '{' && text[len(text)-1] == '}' {
-		// A join or leave ({"join":{"info":…}}): a push of the channel.
+	if strings.HasPrefix(topic, joinLeavePrefix) && isPushObject(text) {
+		// A join or leave, the whole push ({"channel":…,"join":…}).
 		dst = c.pushStart(dst)
-		dst = append(dst, `{"channel":`...)
-		dst = appendString(dst, ch)
-		dst = append(dst, ',')
-		dst = append(dst, text[1:]...)
+		dst = append(dst, text...)
 		return c.pushEnd(dst)
 	}
 	dst = c.pushStart(dst)
@@ -209,6 +206,12 @@ func appendData(dst, text []byte) []byte {
 		}
 	}
 	return appendStringBytes(dst, text)
+}
+
+// isPushObject reports whether text can go into an event as it is: one
+// JSON object on one line.
+func isPushObject(text []byte) bool {
+	return len(text) >= 2 && text[0] == '{' && bytes.IndexAny(text, "\r\n") < 0 && json.Valid(text)
 }
 
 // mayBeJSON reports whether text starts as a JSON value can (after

@@ -2,6 +2,8 @@ package centrifugo
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -314,7 +316,7 @@ func (c *Client) subscribe(ch string, opts SubscribeOptions, req *wire.Subscribe
 			err := pr.AddPresence(ctx, ch, c.presenceInfo(opts.ChanInfo), cfg.PresenceTTL)
 			cancel()
 			if err != nil {
-				_ = c.peer.Unsubscribe(ch)
+				c.undoSubscribe(ch, s)
 				return nil, 0, fmt.Errorf("centrifugo: presence in %q: %w", ch, err)
 			}
 			s.presence = true
@@ -323,7 +325,10 @@ func (c *Client) subscribe(ch string, opts SubscribeOptions, req *wire.Subscribe
 	s.announce = cfg.Channels.JoinLeave || opts.JoinLeave
 	c.mu.Lock()
 	if c.closed {
+		// The connection closed meanwhile; its cleanup does not know of
+		// this subscription.
 		c.mu.Unlock()
+		c.undoSubscribe(ch, s)
 		return nil, 0, &Disconnect{wire.DisconnectConnectionClosed, "connection closed"}
 	}
 	c.subs[ch] = s
@@ -338,18 +343,29 @@ func (c *Client) subscribe(ch string, opts SubscribeOptions, req *wire.Subscribe
 }
 
 // joinLeavePrefix starts the topic carrying a channel's join and leave
-// pushes; its NUL byte keeps clients from naming it (checkChannel).
+// pushes, followed by a hash of the channel name (so that it fits the
+// topic length whatever the channel's); its NUL byte keeps clients from
+// naming it (checkChannel). Topics starting with NUL are the protocols'
+// own: applications should not publish to them.
 const joinLeavePrefix = "\x00centrifugo.joinleave:"
 
-func joinLeaveTopic(ch string) string { return joinLeavePrefix + ch }
+func joinLeaveTopic(ch string) string {
+	sum := sha256.Sum256([]byte(ch))
+	return joinLeavePrefix + hex.EncodeToString(sum[:16])
+}
 
 // announceJoinLeave tells the channel's listening subscribers, on every
-// node, that the client joined or left (kind "join" or "leave").
+// node, that the client joined or left (kind "join" or "leave"): a
+// transient publication holding the whole push, channel included.
 func (c *Client) announceJoinLeave(ch string, s *subscription, kind string) {
-	info := wire.ClientInfo{User: c.user, Client: c.id, ConnInfo: validJSON(c.info), ChanInfo: validJSON(s.chanInfo)}
-	b, err := json.Marshal(map[string]wire.JoinLeave{kind: {Info: info}})
+	info := &wire.JoinLeave{Info: wire.ClientInfo{User: c.user, Client: c.id, ConnInfo: validJSON(c.info), ChanInfo: validJSON(s.chanInfo)}}
+	push := wire.Push{Channel: ch, Join: info}
+	if kind == "leave" {
+		push = wire.Push{Channel: ch, Leave: info}
+	}
+	b, err := json.Marshal(push)
 	if err == nil {
-		err = c.p.e.Publish(joinLeaveTopic(ch), json.RawMessage(b))
+		err = c.p.e.Node().Publish(context.Background(), backends.Publication{Topic: joinLeaveTopic(ch), Data: b, Transient: true})
 	}
 	if err != nil {
 		c.p.e.ReportError(c.peer, fmt.Errorf("centrifugo: announce %s in %q: %w", kind, ch, err))
@@ -373,6 +389,19 @@ func (c *Client) mayRecover(ch string) bool {
 		return err == nil
 	}
 	return cfg.Channels.History
+}
+
+// undoSubscribe undoes what subscribe did for ch before it recorded s.
+func (c *Client) undoSubscribe(ch string, s *subscription) {
+	_ = c.peer.Unsubscribe(ch)
+	if s.listens {
+		_ = c.peer.Unsubscribe(joinLeaveTopic(ch))
+	}
+	if s.presence {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c.removePresence(ctx, ch)
+		cancel()
+	}
 }
 
 // flagRejectUnrecovered is the subscribe flag of centrifuge-js asking for

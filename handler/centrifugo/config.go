@@ -128,14 +128,18 @@ type ConnectCodeToHTTPResponse struct {
 // ConnectCodeTransform is one code's HTTP response.
 type ConnectCodeTransform struct {
 	Code       uint32
-	StatusCode int // 400 to 599
-	Body       string
+	StatusCode int    // 400 to 599
+	Body       string // "" for the error's message or the disconnect's reason
 }
 
-// response returns the status and body for code.
-func (m *ConnectCodeToHTTPResponse) response(code uint32) (int, string) {
+// response returns the status and body for code; an empty Body is the
+// refusal's message.
+func (m *ConnectCodeToHTTPResponse) response(code uint32, message string) (int, string) {
 	for _, t := range m.Transforms {
 		if t.Code == code {
+			if t.Body == "" {
+				return t.StatusCode, message
+			}
 			return t.StatusCode, t.Body
 		}
 	}

@@ -115,8 +115,18 @@ func (p *Protocol) sendControl(ctx context.Context, user string, m control) erro
 		if local[id] {
 			continue
 		}
-		// The owner hands it to the connection without waiting for its
-		// hooks (Client.intercept).
+		if m.Disconnect == nil {
+			// An unsubscribe waits for the connection's hooks, which may
+			// wait for the caller (a backend that delivers in the
+			// caller's goroutine: memory, shared by Handlers): sent on.
+			go func() {
+				if err := p.e.Upstream(context.WithoutCancel(ctx), id, msg); err != nil && !errors.Is(err, backends.ErrUnknownSession) {
+					p.e.ReportError(nil, fmt.Errorf("centrifugo: unsubscribe user %q: %w", user, err))
+				}
+			}()
+			continue
+		}
+		// A disconnect is handled without waiting (Client.intercept).
 		err := p.e.Upstream(ctx, id, msg)
 		if err != nil && !errors.Is(err, backends.ErrUnknownSession) {
 			errs = append(errs, err)
@@ -135,7 +145,7 @@ func (p *Protocol) Disconnect(ctx context.Context, user string, d Disconnect) er
 
 // Unsubscribe unsubscribes every connection of user, on every node, from
 // channel (they get an unsubscribe push with code 2000). It returns once
-// every node has the request; each connection handles it after the
+// the requests are sent; each connection handles its own after the
 // command it may be running, so a hook may call it for its own user.
 func (p *Protocol) Unsubscribe(ctx context.Context, user, channel string) error {
 	if err := checkChannel(channel); err != nil {

@@ -239,13 +239,13 @@ func (p *Protocol) serveStream(x engine.Exchange, uni bool) {
 	reply, rerr, rdisc := c.authenticate(x, connect)
 	if rerr != nil || rdisc != nil {
 		if m := p.cfg.UniSSEConnectCodeToHTTPResponse; uni && m != nil {
-			code := uint32(0)
+			code, message := uint32(0), ""
 			if rerr != nil {
-				code = rerr.Code
+				code, message = rerr.Code, rerr.Message
 			} else {
-				code = rdisc.Code
+				code, message = rdisc.Code, rdisc.Reason
 			}
-			status, body := m.response(code)
+			status, body := m.response(code, message)
 			engine.WriteError(x, status, body)
 			return
 		}

@@ -4,12 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/ssebridge/ssebridge/backends"
+	"github.com/ssebridge/ssebridge/backends/backendtest"
+	"github.com/ssebridge/ssebridge/backends/memory"
 	"github.com/ssebridge/ssebridge/handler"
 	"github.com/ssebridge/ssebridge/handler/centrifugo"
 	"github.com/ssebridge/ssebridge/handler/centrifugo/token"
@@ -200,5 +205,82 @@ func TestHeadersBeforeSlowHooks(t *testing.T) {
 	}
 	if r := c.reply(); r.Connect == nil {
 		t.Fatalf("connect reply %+v", r)
+	}
+}
+
+// slowPresence is a memory backend whose AddPresence takes its time, so
+// that a connection's opening work is still running when it closes.
+type slowPresence struct {
+	backends.Backend
+}
+
+func (b slowPresence) Attach(ctx context.Context, r backends.Receiver) (backends.Node, error) {
+	n, err := b.Backend.Attach(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return slowPresenceNode{n.(fullNode)}, nil
+}
+
+type fullNode interface {
+	backends.Node
+	backends.Presence
+	backends.History
+}
+
+type slowPresenceNode struct{ fullNode }
+
+func (n slowPresenceNode) AddPresence(ctx context.Context, ch string, info backends.PresenceInfo, ttl time.Duration) error {
+	time.Sleep(100 * time.Millisecond)
+	return n.fullNode.AddPresence(ctx, ch, info, ttl)
+}
+
+// TestCloseWhileOpening: a client that goes away while its connection is
+// still being set up (the Connect hook runs): the Disconnect hook follows
+// the Connect hook, and no presence entry is left behind.
+func TestCloseWhileOpening(t *testing.T) {
+	var mu sync.Mutex
+	var order []string
+	connecting := make(chan struct{})
+	cf := centrifugo.Config{
+		Channels: centrifugo.ChannelOptions{TrackPresence: true},
+		Hooks: centrifugo.Hooks{
+			Connecting: func(context.Context, centrifugo.ConnectEvent) (centrifugo.ConnectReply, error) {
+				return centrifugo.ConnectReply{UserID: "u", Subscriptions: map[string]centrifugo.SubscribeOptions{"a": {}, "b": {}}}, nil
+			},
+			Connect: func(*centrifugo.Client) {
+				close(connecting)
+				time.Sleep(200 * time.Millisecond) // the client leaves meanwhile
+				mu.Lock()
+				order = append(order, "connect")
+				mu.Unlock()
+			},
+			Disconnect: func(*centrifugo.Client, centrifugo.Disconnect) { mu.Lock(); order = append(order, "disconnect"); mu.Unlock() },
+		},
+	}
+	mem := memory.New()
+	s := newServer(t, handler.Config{Backend: slowPresence{mem}}, cf)
+	ctx, cancel := context.WithCancel(s.ctx)
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.url+"/connection/sse?cf_connect="+url.QueryEscape(`{"connect":{},"id":1}`), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-connecting
+	cancel() // gone while the Connect hook runs
+	resp.Body.Close()
+	waitFor(t, "the connection to close", func() bool { return countPeers(s.h) == 0 })
+	time.Sleep(300 * time.Millisecond) // the opening work finishes
+	mu.Lock()
+	got := strings.Join(order, ",")
+	mu.Unlock()
+	if got != "connect,disconnect" {
+		t.Fatalf("hooks ran in the order %q, want connect,disconnect", got)
+	}
+	n, _ := mem.Attach(context.Background(), backendtest.NewRecorder())
+	for _, ch := range []string{"a", "b"} {
+		if clients, _, _ := n.(backends.Presence).PresenceStats(context.Background(), ch); clients != 0 {
+			t.Errorf("%d clients left in the presence of %q", clients, ch)
+		}
 	}
 }

@@ -248,6 +248,7 @@ func TestUniConnectCodeToHTTPResponse(t *testing.T) {
 		UniSSEConnectCodeToHTTPResponse: &centrifugo.ConnectCodeToHTTPResponse{Transforms: []centrifugo.ConnectCodeTransform{
 			{Code: 101, StatusCode: 401, Body: "log in first"},
 			{Code: 4904, StatusCode: 404, Body: "no such thing"},
+			{Code: 106, StatusCode: 429}, // the error's message
 		}},
 		Hooks: centrifugo.Hooks{Connecting: func(_ context.Context, e centrifugo.ConnectEvent) (centrifugo.ConnectReply, error) {
 			switch string(e.Data) {
@@ -255,8 +256,10 @@ func TestUniConnectCodeToHTTPResponse(t *testing.T) {
 				return centrifugo.ConnectReply{}, centrifugo.ErrorUnauthorized
 			case `"missing"`:
 				return centrifugo.ConnectReply{}, &centrifugo.Disconnect{Code: 4904, Reason: "missing"}
-			case `"other"`:
+			case `"busy"`:
 				return centrifugo.ConnectReply{}, centrifugo.ErrorLimitExceeded
+			case `"other"`:
+				return centrifugo.ConnectReply{}, centrifugo.ErrorBadRequest
 			}
 			return centrifugo.ConnectReply{UserID: "u"}, nil
 		}},
@@ -265,7 +268,7 @@ func TestUniConnectCodeToHTTPResponse(t *testing.T) {
 	for data, want := range map[string]struct {
 		status int
 		body   string
-	}{`"anon"`: {401, "log in first"}, `"missing"`: {404, "no such thing"}, `"other"`: {500, "internal server error"}} {
+	}{`"anon"`: {401, "log in first"}, `"missing"`: {404, "no such thing"}, `"busy"`: {429, "limit exceeded"}, `"other"`: {500, "internal server error"}} {
 		resp, body := s.do("GET", "/connection/uni_sse?cf_connect="+url.QueryEscape(`{"data":`+data+`}`), nil)
 		if resp.StatusCode != want.status || body != want.body {
 			t.Errorf("%s: %d %q, want %d %q", data, resp.StatusCode, body, want.status, want.body)

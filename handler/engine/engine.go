@@ -31,7 +31,9 @@ type Engine struct {
 	released map[string]struct{}
 	closing  bool
 	// finalizing counts peers being finalized (removed from peers, not yet
-	// from the backend).
+	// from the backend) and Open hooks running beside their streams
+	// (PeerOptions.HelloFirst): Shutdown waits for both before it detaches
+	// from the backend.
 	finalizing atomic.Int64
 
 	// subMu serialises changes of the node's backend subscriptions; it is

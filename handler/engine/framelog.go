@@ -24,7 +24,14 @@ type frameLog struct {
 	// retained: frames written once already, which count against the
 	// replay budget, not against the queue limit.
 	rewound int
+	// low counts the drains in a row that left a ring without replay
+	// budget mostly empty.
+	low int
 }
+
+// shrinkAfter is how many drains in a row must leave a ring without
+// replay budget at most 1/8 full before it is halved.
+const shrinkAfter = 64
 
 // logEntry is one frame of a log and its mark.
 type logEntry struct {
@@ -123,7 +130,14 @@ func (l *frameLog) trim(replay int) {
 		// Nothing is kept for replay: the ring holds only what is queued,
 		// which swings between empty and a burst's worth. Shrinking it as
 		// it drains would allocate on every swing: it shrinks when the
-		// stream is idle (compact).
+		// stream is idle (compact), or after many drains in a row that
+		// left it mostly empty (a stream never idle long enough).
+		if l.n >= len(l.ring)/8 {
+			l.low = 0
+		} else if l.low++; l.low >= shrinkAfter {
+			l.low = 0
+			l.resize(len(l.ring) / 2)
+		}
 	case l.n < len(l.ring)/4:
 		l.resize(len(l.ring) / 2)
 	}

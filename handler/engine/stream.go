@@ -82,7 +82,11 @@ func (st *Stream) body(done <-chan struct{}, hello []byte, openHook bool) {
 		return
 	}
 	if openHook {
-		go st.runOpenHook()
+		e.finalizing.Add(1) // Shutdown waits for the hook too
+		go func() {
+			defer e.finalizing.Add(-1)
+			st.runOpenHook()
+		}()
 	}
 
 	var heartbeat *time.Timer
