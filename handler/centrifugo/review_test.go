@@ -255,7 +255,11 @@ func TestCloseWhileOpening(t *testing.T) {
 				order = append(order, "connect")
 				mu.Unlock()
 			},
-			Disconnect: func(*centrifugo.Client, centrifugo.Disconnect) { mu.Lock(); order = append(order, "disconnect"); mu.Unlock() },
+			Disconnect: func(*centrifugo.Client, centrifugo.Disconnect) {
+				mu.Lock()
+				order = append(order, "disconnect")
+				mu.Unlock()
+			},
 		},
 	}
 	mem := memory.New()
