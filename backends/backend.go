@@ -219,8 +219,11 @@ type DirectRouter interface {
 	// RouteTo delivers data for session to node's Receiver, as Route
 	// does, if node is alive; it returns an error wrapping
 	// ErrUnknownSession, at once, when no live node has that id. Whether
-	// node holds the session is not checked here: a node drops (or
-	// forwards to the owner) a message for a session it does not hold.
+	// node holds the session is not checked here: a node forwards a
+	// message for a session it does not hold to the session's owner, or
+	// drops it when the session is gone. (So a client naming sessions at
+	// random costs the named node a look-up per request, as a client
+	// posting to its own session costs it the message.)
 	RouteTo(ctx context.Context, node, session string, data []byte) error
 }
 

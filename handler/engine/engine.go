@@ -453,7 +453,7 @@ func (e *Engine) Upstream(ctx context.Context, id string, data []byte) error {
 // peer: when the peer is not here and the backend can route to a named
 // node (backends.DirectRouter), the message goes straight to that node's
 // inbox, without looking the owner up. A message for a peer the named node
-// does not hold is dropped there; Upstream's ErrUnknownSession then only
+// does not hold is forwarded or dropped there; ErrUnknownSession then only
 // means that the named node is gone. Only ephemeral peers, which never
 // move, should be reached this way.
 func (e *Engine) UpstreamVia(ctx context.Context, node, id string, data []byte) error {
