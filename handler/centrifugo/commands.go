@@ -197,6 +197,20 @@ func (c *Client) cmdSubscribe(id uint32, req *wire.SubscribeRequest) error {
 	return nil
 }
 
+// verifySubscriptionToken verifies a subscription token for ch: it must
+// be valid, for ch, for the client's user, and for this client when it
+// names one. An expired token is error 109, any other refusal 103.
+func (c *Client) verifySubscriptionToken(ch, tok string) (token.SubscribeClaims, error) {
+	claims, err := c.p.cfg.SubscriptionToken.VerifySubscribe(tok)
+	switch {
+	case errors.Is(err, token.ErrExpired):
+		return claims, ErrorTokenExpired
+	case err != nil, claims.Channel != ch, claims.UserID != c.user, claims.Client != "" && claims.Client != c.id:
+		return claims, ErrorPermissionDenied
+	}
+	return claims, nil
+}
+
 // allowSubscribe decides whether the client may subscribe to ch: with a
 // subscription token, the Subscribe hook, or the channel options.
 func (c *Client) allowSubscribe(ch, tok string, data json.RawMessage) (SubscribeOptions, error) {
@@ -204,14 +218,9 @@ func (c *Client) allowSubscribe(ch, tok string, data json.RawMessage) (Subscribe
 	var opts SubscribeOptions
 	switch {
 	case tok != "" && cfg.SubscriptionToken != nil:
-		claims, err := cfg.SubscriptionToken.VerifySubscribe(tok)
-		switch {
-		case errors.Is(err, token.ErrExpired):
-			return opts, ErrorTokenExpired
-		case err != nil:
-			return opts, ErrorPermissionDenied
-		case claims.Channel != ch || claims.UserID != c.user || claims.Client != "" && claims.Client != c.id:
-			return opts, ErrorPermissionDenied
+		claims, err := c.verifySubscriptionToken(ch, tok)
+		if err != nil {
+			return opts, err
 		}
 		opts = SubscribeOptions{ChanInfo: claims.Info, ExpireAt: claims.ExpireAt}
 	case cfg.Hooks.Subscribe != nil:
@@ -703,12 +712,9 @@ func (c *Client) cmdSubRefresh(req *wire.SubRefreshRequest) (*wire.SubRefreshRes
 	var exp time.Time
 	switch {
 	case req.Token != "" && cfg.SubscriptionToken != nil:
-		claims, err := cfg.SubscriptionToken.VerifySubscribe(req.Token)
-		switch {
-		case errors.Is(err, token.ErrExpired):
-			return nil, ErrorTokenExpired
-		case err != nil, claims.Channel != ch, claims.UserID != c.user, claims.Client != "" && claims.Client != c.id:
-			return nil, ErrorPermissionDenied
+		claims, err := c.verifySubscriptionToken(ch, req.Token)
+		if err != nil {
+			return nil, err
 		}
 		exp = claims.ExpireAt
 	case cfg.Hooks.SubRefresh != nil:
