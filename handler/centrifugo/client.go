@@ -150,8 +150,11 @@ func (c *Client) Unsubscribe(channel string) error {
 func (c *Client) intercept(data []byte) bool {
 	if len(data) > 0 && data[0] == controlByte {
 		var m control
-		if json.Unmarshal(data[1:], &m) != nil || m.Disconnect != nil {
-			c.control(data[1:])
+		if json.Unmarshal(data[1:], &m) != nil {
+			return true // not one of ours: nothing to do
+		}
+		if m.Disconnect != nil {
+			c.apply(m)
 			return true
 		}
 		return false

@@ -37,9 +37,13 @@ type control struct {
 
 func (c *Client) control(data []byte) {
 	var m control
-	if json.Unmarshal(data, &m) != nil {
-		return
+	if json.Unmarshal(data, &m) == nil {
+		c.apply(m)
 	}
+}
+
+// apply carries out a control message.
+func (c *Client) apply(m control) {
 	switch {
 	case m.Disconnect != nil:
 		c.Disconnect(*m.Disconnect)
