@@ -349,7 +349,7 @@ func (n *node) unsubscribeLocked(name string) {
 // meanwhile (its history and epoch are kept until then); b.mu is held.
 func (b *Backend) dropIfUnusedLocked(name string, t *topic) {
 	t.mu.Lock()
-	unused := len(t.nodes) == 0 && t.refs == 0
+	unused := t.unusedLocked()
 	if unused {
 		t.touched = time.Now()
 	}
@@ -370,7 +370,7 @@ func (b *Backend) keepLocked(name string, t *topic) {
 		b.kept = b.kept[1:]
 		if b.topics[k.name] == k.t {
 			k.t.mu.Lock()
-			unused := len(k.t.nodes) == 0 && k.t.refs == 0
+			unused := k.t.unusedLocked()
 			k.t.mu.Unlock()
 			if unused {
 				b.forgetTopicLocked(k.name, k.t)
@@ -379,6 +379,10 @@ func (b *Backend) keepLocked(name string, t *topic) {
 	}
 	b.scheduleExpiryLocked(name, t, b.cfg.HistoryTTL)
 }
+
+// unusedLocked reports whether no node subscribes to t and no session
+// record names it; b.mu and t.mu are held.
+func (t *topic) unusedLocked() bool { return len(t.nodes) == 0 && t.refs == 0 }
 
 // forgetTopicLocked deletes a topic; b.mu is held. A publication that
 // found it before sees it dead and looks again.
@@ -404,7 +408,7 @@ func (b *Backend) scheduleExpiryLocked(name string, t *topic, d time.Duration) {
 			return
 		}
 		t.mu.Lock()
-		unused := len(t.nodes) == 0 && t.refs == 0
+		unused := t.unusedLocked()
 		left := b.cfg.HistoryTTL - time.Since(t.touched)
 		t.mu.Unlock()
 		switch {
