@@ -88,13 +88,8 @@ func (p *Peer) Release(frames [][]byte, covered map[string]uint64) error {
 
 // pushPublication queues a publication's frame, or holds it.
 func (p *Peer) pushPublication(frame []byte, mark uint64, topic string, offset uint64) error {
-	if cost(frame) > p.e.cfg.QueueSize {
-		return fmt.Errorf("%w: %d bytes, queue %d", ErrTooLarge, len(frame), p.e.cfg.QueueSize)
-	}
-	p.mu.Lock()
-	if p.state != stateOpen {
-		p.mu.Unlock()
-		return ErrClosed
+	if err := p.lockToPush(frame); err != nil {
+		return err
 	}
 	if h := p.hold; h != nil {
 		h.bytes += cost(frame)

@@ -222,6 +222,15 @@ func (p *Peer) beginCloseLocked(d CloseDetails, drain, final bool) *Stream {
 // highest mark queued to the peer so far. It may be called from a backend's
 // Broadcast, so it never calls the backend or a hook on its own goroutine.
 func (p *Peer) push(frame []byte, mark uint64) error {
+	if err := p.lockToPush(frame); err != nil {
+		return err
+	}
+	return p.appendLocked(frame, mark)
+}
+
+// lockToPush refuses a frame larger than any queue (ErrTooLarge) and a
+// closed peer (ErrClosed); otherwise it returns with p.mu held.
+func (p *Peer) lockToPush(frame []byte) error {
 	if cost(frame) > p.e.cfg.QueueSize {
 		return fmt.Errorf("%w: %d bytes, queue %d", ErrTooLarge, len(frame), p.e.cfg.QueueSize)
 	}
@@ -230,7 +239,7 @@ func (p *Peer) push(frame []byte, mark uint64) error {
 		p.mu.Unlock()
 		return ErrClosed
 	}
-	return p.appendLocked(frame, mark)
+	return nil
 }
 
 // appendLocked appends a frame to the log (p.mu is held, and released).
